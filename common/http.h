@@ -1,0 +1,61 @@
+// HttpTransport: one HTTP(S) round trip. The only seam through which the agent talks to
+// Vault (and to istiod's metrics endpoint); HttplibTransport is the only code that
+// includes httplib.h.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace cacerts {
+
+struct HttpRequest {
+  std::string method;  // GET, POST, PUT, LIST (sent as GET with ?list=true), DELETE
+  std::string target;  // absolute path plus query, e.g. "/v1/secret/data/x?version=2"
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;    // may hold a credential: never logged, wiped by the caller
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+};
+
+struct TlsOptions {
+  std::string ca_file;          // PEM bundle to verify the server (VAULT_CACERT)
+  std::string ca_path;          // directory of PEM CA files (VAULT_CAPATH)
+  std::string client_cert;      // PEM client certificate file (VAULT_CLIENT_CERT)
+  std::string client_key;       // PEM client key file (VAULT_CLIENT_KEY)
+  std::string server_name;      // SNI and verification name override (VAULT_TLS_SERVER_NAME)
+  bool skip_verify = false;     // VAULT_SKIP_VERIFY
+};
+
+struct HttpLimits {
+  Duration connect_timeout = std::chrono::seconds(5);
+  Duration read_timeout = std::chrono::seconds(30);
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+};
+
+class HttpTransport {
+ public:
+  virtual ~HttpTransport() = default;
+  // Returns the response for any status code. Errors: kUnavailable for connection
+  // refused/reset, timeouts, truncated or oversized bodies; kPermissionDenied for TLS
+  // verification failures (wrong CA, wrong name) since retrying cannot fix them.
+  // Not thread-safe: one request at a time.
+  virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
+};
+
+// Base URL: "https://host:port" or "http://host:port" (no path). Fails on a malformed
+// URL or unreadable TLS files (kInvalidArgument, naming the option).
+Result<std::unique_ptr<HttpTransport>> makeHttplibTransport(const std::string& base_url,
+                                                            const TlsOptions& tls,
+                                                            const HttpLimits& limits);
+
+}  // namespace cacerts
