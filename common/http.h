@@ -46,8 +46,9 @@ class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
   // Returns the response for any status code. Errors: kUnavailable for connection
-  // refused/reset, timeouts, truncated or oversized bodies; kPermissionDenied for TLS
-  // verification failures (wrong CA, wrong name) since retrying cannot fix them.
+  // refused/reset, timeouts, TLS handshake failures, truncated or oversized bodies;
+  // kInvalidArgument for server-certificate verification failures (wrong CA, wrong name):
+  // retrying cannot fix them, the configuration must change.
   // Not thread-safe: one request at a time.
   virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
 };

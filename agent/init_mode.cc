@@ -1,0 +1,39 @@
+#include "agent/init_mode.h"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/publisher.h"
+#include "agent/vault_session.h"
+#include "common/x509.h"
+
+namespace cacerts {
+namespace {
+
+Result<PublishOutcome> initOnce(const Config& config, Clock& clock, Random& random) {
+  AtomicDirWriter writer(config.dir);
+  RETURN_IF_ERROR(prepareOutputDir(config, writer));
+  ASSIGN_OR_RETURN(VaultSession vault, openVaultSession(config, clock, random));
+  vault.client->setRetryDeadline(clock.now() + config.timeout);
+  ASSIGN_OR_RETURN(std::unique_ptr<CaSource> source, makeSource(config, *vault.client));
+  ASSIGN_OR_RETURN(CaMaterial material, source->load());
+  return validateAndPublish(material, writer, config, clock.now());
+}
+
+}  // namespace
+
+int runInit(const Config& config, Clock& clock, Random& random) {
+  Result<PublishOutcome> r = initOnce(config, clock, random);
+  if (!r) {
+    spdlog::error("event=init_failed code={} exit_code={} error=\"{}\"", toString(r.error().code),
+                  exitCodeFor(r.error().code), r.error().message);
+    return exitCodeFor(r.error().code);
+  }
+  const CertInfo& ca = r->ca_cert;
+  spdlog::info("event=published dir={} layout={} generation={} changed={} subject=\"{}\" serial={} not_after={} "
+               "sha256={} roots={}",
+               config.dir, config.layout, r->result.generation, r->result.changed, ca.subject, ca.serial_hex,
+               formatTime(ca.not_after), ca.sha256_fingerprint, r->roots.size());
+  return 0;
+}
+
+}  // namespace cacerts

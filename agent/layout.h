@@ -1,0 +1,38 @@
+// The file sets istiod reads, and how a validated bundle maps onto them.
+//
+// istio layout: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem.
+// tls layout (istiod 1.15+): tls.crt (signing cert + intermediates), tls.key, ca.crt (roots).
+// Exactly one layout is ever present: istiod picks tls whenever tls.crt exists, so a
+// stale tls.crt would silently hide the .pem files.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agent/ca_bundle.h"
+#include "common/atomic_writer.h"
+
+namespace cacerts {
+
+struct LayoutNames {
+  std::string cert, key, chain, root;  // chain is empty for the tls layout
+};
+
+// "istio" or "tls"; anything else is rejected by config validation.
+LayoutNames layoutNames(const std::string& layout);
+// All top-level names of both layouts (used to detect which one a directory holds).
+std::vector<std::string> allLayoutNames();
+
+// Files to publish for a validated bundle. Views into `bundle`: keep it alive while
+// publishing. The key file gets key_mode, every other file 0644.
+std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, const std::string& layout, unsigned key_mode,
+                                 std::string& tls_crt_storage);
+
+// Reads whichever layout a published directory holds back into CaMaterial (for check and
+// for the sidecar adopting an existing generation). Sets layout to "istio" or "tls".
+// Errors: kNotFound when nothing is published; kValidation when files are missing.
+Result<CaMaterial> readPublished(const AtomicDirWriter& writer, std::string& layout);
+// Same, for a plain directory that may not have been written by the agent (check mode).
+Result<CaMaterial> readDirectory(const std::string& dir, std::string& layout);
+
+}  // namespace cacerts

@@ -1,0 +1,57 @@
+#include "agent/publisher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/kv_source.h"
+#include "agent/layout.h"
+#include "common/fs_check.h"
+
+namespace cacerts {
+
+Status prepareOutputDir(const Config& config, AtomicDirWriter& writer) {
+  RETURN_IF_ERROR(ensureWritableDir(config.dir));
+  ASSIGN_OR_RETURN(bool tmpfs, isTmpfs(config.dir));
+  if (!tmpfs) {
+    if (!config.allow_non_tmpfs) {
+      return Error{ErrorCode::kOutput,
+                   config.dir + " is not on tmpfs: refusing to write a private key to persistent storage "
+                                "(mount an emptyDir with medium: Memory, or pass --allow-non-tmpfs)"};
+    }
+    spdlog::warn("event=non_tmpfs_output dir={} message=\"the private key will be written to persistent storage\"",
+                 config.dir);
+  }
+  return writer.cleanupLeftovers();
+}
+
+Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirWriter& writer, const Config& config,
+                                          SystemTime now) {
+  ValidationOptions options;
+  options.now = now;
+  options.min_remaining = config.min_remaining;
+  ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(material, options));
+  std::string tls_crt;
+  const std::vector<OutputFile> files = filesFor(bundle, config.layout, config.key_mode, tls_crt);
+  PublishOutcome out;
+  ASSIGN_OR_RETURN(out.result, writer.publish(files));
+  out.ca_cert = bundle.ca_cert;
+  out.roots = bundle.roots;
+  return out;
+}
+
+Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault) {
+  if (config.source == "kv") {
+    KvRefs refs;
+    ASSIGN_OR_RETURN(refs.cert, parseKvRef(config.kv_cert, "--kv-cert"));
+    ASSIGN_OR_RETURN(refs.key, parseKvRef(config.kv_key, "--kv-key"));
+    if (!config.kv_chain.empty()) {
+      ASSIGN_OR_RETURN(refs.chain, parseKvRef(config.kv_chain, "--kv-chain"));
+    }
+    if (!config.kv_root.empty()) {
+      ASSIGN_OR_RETURN(refs.root, parseKvRef(config.kv_root, "--kv-root"));
+    }
+    return std::unique_ptr<CaSource>(std::make_unique<KvSource>(vault, std::move(refs)));
+  }
+  return Error{ErrorCode::kInvalidArgument, "--source " + config.source + " is not supported by this build"};
+}
+
+}  // namespace cacerts

@@ -1,0 +1,20 @@
+#include "agent/vault_session.h"
+
+#include <spdlog/spdlog.h>
+
+namespace cacerts {
+
+Result<VaultSession> openVaultSession(const Config& config, Clock& clock, Random& random) {
+  if (config.tls.skip_verify) {
+    spdlog::warn("event=insecure_tls message=\"VAULT_SKIP_VERIFY is set: Vault's certificate is NOT verified; "
+                 "anyone on the network path can impersonate Vault and hand istiod a CA. Set --vault-cacert instead.\"");
+  }
+  VaultSession s;
+  ASSIGN_OR_RETURN(s.transport, makeHttplibTransport(config.vault_addr, config.tls, HttpLimits{}));
+  ASSIGN_OR_RETURN(s.auth, makeAuthenticator(config.auth));
+  s.client = std::make_unique<VaultClient>(*s.transport, config.vault_namespace, clock, random);
+  s.client->setAuthenticator(s.auth.get());
+  return s;
+}
+
+}  // namespace cacerts

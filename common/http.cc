@@ -1,0 +1,200 @@
+// The only file that includes httplib.h for the client side.
+#include "common/http.h"
+
+#include "common/secret.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace cacerts {
+namespace {
+
+struct ParsedUrl {
+  std::string scheme, host;
+  int port = 0;
+};
+
+Result<ParsedUrl> parseBaseUrl(const std::string& url) {
+  auto bad = [&] {
+    return Error{ErrorCode::kInvalidArgument,
+                 "invalid address \"" + url + "\": expected https://host[:port] or http://host[:port]"};
+  };
+  ParsedUrl out;
+  const auto sep = url.find("://");
+  if (sep == std::string::npos) return bad();
+  out.scheme = url.substr(0, sep);
+  if (out.scheme != "https" && out.scheme != "http") return bad();
+  std::string rest = url.substr(sep + 3);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find('/') != std::string::npos) return bad();
+  std::string port_text;
+  if (rest.front() == '[') {  // [::1]:8200
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return bad();
+    out.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return bad();
+      port_text = rest.substr(close + 2);
+    }
+  } else {
+    const auto colon = rest.rfind(':');
+    out.host = rest.substr(0, colon);
+    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
+  }
+  if (out.host.empty()) return bad();
+  if (port_text.empty()) {
+    out.port = out.scheme == "https" ? 443 : 80;
+  } else {
+    if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(),
+                                             [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      return bad();
+    }
+    out.port = std::stoi(port_text);
+    if (out.port <= 0 || out.port > 65535) return bad();
+  }
+  return out;
+}
+
+bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
+
+class HttplibTransport final : public HttpTransport {
+ public:
+  HttplibTransport(std::unique_ptr<httplib::ClientImpl> client, std::string origin, HttpLimits limits)
+      : client_(std::move(client)), origin_(std::move(origin)), limits_(limits) {}
+
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    httplib::Request req;
+    req.method = request.method == "LIST" ? "GET" : request.method;
+    req.path = request.target;
+    if (request.method == "LIST") {
+      req.path += (req.path.find('?') == std::string::npos ? "?" : "&");
+      req.path += "list=true";
+    }
+    for (const auto& [name, value] : request.headers) req.headers.emplace(name, value);
+    if (!request.body.empty()) {
+      req.body = request.body;
+      req.headers.emplace("Content-Type", "application/json");
+    }
+    HttpResponse out;
+    bool too_large = false;
+    req.response_handler = [&](const httplib::Response& r) {
+      const auto declared = r.get_header_value("Content-Length");
+      if (!declared.empty() && std::strtoull(declared.c_str(), nullptr, 10) > limits_.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
+      return true;
+    };
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (out.body.size() + n > limits_.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
+      out.body.append(data, n);
+      return true;
+    };
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool sent = client_->send(req, res, err);
+    // The request body may carry a credential (JWT, secret_id): wipe our copy now.
+    cleanseMemory(req.body.data(), req.body.size());
+    if (too_large) {
+      return Error{ErrorCode::kUnavailable, origin_ + ": response larger than " +
+                                                std::to_string(limits_.max_body_bytes) + " bytes refused"};
+    }
+    if (!sent) return mapError(err);
+    out.status = res.status;
+    for (const auto& [name, value] : res.headers) {
+      std::string lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      out.headers[lower] = value;
+    }
+    return out;
+  }
+
+ private:
+  Error mapError(httplib::Error err) const {
+    switch (err) {
+      case httplib::Error::SSLServerVerification:
+        return Error{ErrorCode::kInvalidArgument,
+                     origin_ + ": TLS server certificate verification failed (check --vault-cacert/VAULT_CACERT, "
+                               "--vault-capath and --vault-tls-server-name)"};
+      case httplib::Error::SSLLoadingCerts:
+        return Error{ErrorCode::kInvalidArgument,
+                     origin_ + ": could not load the TLS CA or client certificate files"};
+      case httplib::Error::Connection:
+        return Error{ErrorCode::kUnavailable, origin_ + ": connection failed (refused or unreachable)"};
+      case httplib::Error::ConnectionTimeout:
+        return Error{ErrorCode::kUnavailable, origin_ + ": connect timed out"};
+      case httplib::Error::Read:
+        return Error{ErrorCode::kUnavailable,
+                     origin_ + ": reading the response failed (timeout, reset or truncated body)"};
+      case httplib::Error::Write:
+        return Error{ErrorCode::kUnavailable, origin_ + ": sending the request failed (connection reset)"};
+      case httplib::Error::SSLConnection:
+        return Error{ErrorCode::kUnavailable, origin_ + ": TLS handshake failed"};
+      default:
+        return Error{ErrorCode::kUnavailable, origin_ + ": HTTP error: " + httplib::to_string(err)};
+    }
+  }
+
+  std::unique_ptr<httplib::ClientImpl> client_;
+  std::string origin_;
+  HttpLimits limits_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HttpTransport>> makeHttplibTransport(const std::string& base_url,
+                                                            const TlsOptions& tls,
+                                                            const HttpLimits& limits) {
+  ASSIGN_OR_RETURN(ParsedUrl url, parseBaseUrl(base_url));
+  std::unique_ptr<httplib::ClientImpl> client;
+  if (url.scheme == "https") {
+    if (tls.client_cert.empty() != tls.client_key.empty()) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "--vault-client-cert and --vault-client-key (VAULT_CLIENT_CERT/VAULT_CLIENT_KEY) must be set together"};
+    }
+    for (const auto& [path, option] : {std::pair{tls.ca_file, "--vault-cacert"},
+                                       std::pair{tls.client_cert, "--vault-client-cert"},
+                                       std::pair{tls.client_key, "--vault-client-key"}}) {
+      if (!path.empty() && !readable(path)) {
+        return Error{ErrorCode::kInvalidArgument, std::string(option) + ": cannot read " + path};
+      }
+    }
+    // With a server-name override, connect to the URL's host but send SNI and verify
+    // against the override, like VAULT_TLS_SERVER_NAME.
+    const std::string sni_host = tls.server_name.empty() ? url.host : tls.server_name;
+    std::unique_ptr<httplib::SSLClient> ssl;
+    if (tls.client_cert.empty()) {
+      ssl = std::make_unique<httplib::SSLClient>(sni_host, url.port);
+    } else {
+      ssl = std::make_unique<httplib::SSLClient>(sni_host, url.port, tls.client_cert, tls.client_key);
+    }
+    if (!ssl->is_valid()) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "the TLS client certificate or key could not be loaded (--vault-client-cert/--vault-client-key)"};
+    }
+    if (!tls.server_name.empty()) ssl->set_hostname_addr_map({{tls.server_name, url.host}});
+    if (!tls.ca_file.empty() || !tls.ca_path.empty()) ssl->set_ca_cert_path(tls.ca_file, tls.ca_path);
+    ssl->enable_server_certificate_verification(!tls.skip_verify);
+    client = std::move(ssl);
+  } else {
+    client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
+  }
+  // One connection per request: avoids httplib 0.11's stale keep-alive failure and keeps the
+  // agent's idle footprint at zero sockets.
+  client->set_keep_alive(false);
+  client->set_follow_location(false);
+  client->set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(limits.connect_timeout));
+  client->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(limits.read_timeout));
+  client->set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(limits.read_timeout));
+  return std::unique_ptr<HttpTransport>(
+      std::make_unique<HttplibTransport>(std::move(client), url.scheme + "://" + url.host + ":" + std::to_string(url.port), limits));
+}
+
+}  // namespace cacerts

@@ -1,0 +1,248 @@
+#include "common/vault_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+
+#include "common/backoff.h"
+
+namespace cacerts {
+namespace {
+
+// Vault error texts are often flattened Go multierrors ("1 error occurred:\n\t* x\n\n");
+// reduce them to one line and cap the length so a misbehaving server cannot flood logs.
+std::string summariseErrors(const nlohmann::json& body) {
+  if (!body.is_object() || !body.contains("errors") || !body["errors"].is_array()) return "";
+  std::string out;
+  for (const auto& e : body["errors"]) {
+    if (!e.is_string()) continue;
+    std::string line;
+    for (char c : e.get<std::string>()) {
+      if (c == '\n' || c == '\t' || c == '*') {
+        if (!line.empty() && line.back() != ' ') line += ' ';
+      } else if (std::isprint(static_cast<unsigned char>(c))) {
+        line += c;
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    if (line.empty()) continue;
+    if (!out.empty()) out += "; ";
+    out += line;
+  }
+  if (out.size() > 300) out = out.substr(0, 300) + "...";
+  return out;
+}
+
+std::string percentEncodePath(const std::string& path) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == '?' ||
+        c == '=' || c == '&' || c == '+' || c == ':' || c == '@') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string capabilityFor(const std::string& method) {
+  if (method == "GET") return "read";
+  if (method == "LIST") return "list";
+  if (method == "DELETE") return "delete";
+  return "update";
+}
+
+std::optional<Duration> parseRetryAfter(const std::map<std::string, std::string>& headers) {
+  auto it = headers.find("retry-after");
+  if (it == headers.end() || it->second.empty() || it->second.size() > 6) return std::nullopt;
+  for (char c : it->second) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  }
+  return std::chrono::seconds(std::stoi(it->second));
+}
+
+}  // namespace
+
+std::string normaliseAuthMount(std::string mount) {
+  while (!mount.empty() && mount.front() == '/') mount.erase(0, 1);
+  while (!mount.empty() && mount.back() == '/') mount.pop_back();
+  if (mount.rfind("auth/", 0) == 0) mount.erase(0, 5);
+  return mount;
+}
+
+VaultClient::VaultClient(HttpTransport& transport, std::string ns, Clock& clock, Random& random,
+                         VaultRetryPolicy retry)
+    : transport_(transport), namespace_(std::move(ns)), clock_(clock), random_(random), retry_(retry) {}
+
+Result<VaultResponse> VaultClient::attempt(const std::string& method, const std::string& path,
+                                           const nlohmann::json* body, bool authenticated,
+                                           bool allow_not_found, std::optional<Duration>* retry_after) {
+  HttpRequest req;
+  req.method = method;
+  req.target = "/v1/" + percentEncodePath(path);
+  req.headers.emplace_back("X-Vault-Request", "true");
+  if (!namespace_.empty()) req.headers.emplace_back("X-Vault-Namespace", namespace_);
+  if (authenticated && token_) req.headers.emplace_back("X-Vault-Token", std::string(token_->token.view()));
+  if (body != nullptr) req.body = body->dump();
+  const std::string what = method + " " + path;
+
+  Result<HttpResponse> sent = transport_.send(req);
+  cleanseMemory(req.body.data(), req.body.size());
+  if (authenticated && token_) cleanseMemory(req.headers.back().second.data(), req.headers.back().second.size());
+  if (observer_) observer_(method + " " + path, sent ? sent->status : 0);
+  if (!sent) return withContext(sent.error(), "vault " + what);
+  HttpResponse& res = *sent;
+
+  VaultResponse out;
+  out.status = res.status;
+  bool malformed = false;
+  if (res.status != 204 && !res.body.empty()) {
+    // Never surface the parser's message: it can quote bytes of a secret payload.
+    out.body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+    if (out.body.is_discarded()) {
+      out.body = nullptr;
+      malformed = true;
+    }
+  }
+  cleanseMemory(res.body.data(), res.body.size());
+  if (out.body.is_object() && out.body.contains("warnings") && out.body["warnings"].is_array()) {
+    for (const auto& w : out.body["warnings"]) {
+      if (w.is_string()) out.warnings.push_back(w.get<std::string>());
+    }
+  }
+
+  const int s = res.status;
+  const std::string detail = summariseErrors(out.body);
+  const std::string suffix = detail.empty() ? "" : ": " + detail;
+  if (s >= 200 && s < 300) {
+    if (malformed) {
+      return Error{ErrorCode::kUnavailable, "vault " + what + ": malformed JSON in a " + std::to_string(s) + " response"};
+    }
+    return out;
+  }
+  if (s == 404) {
+    if (malformed) return Error{ErrorCode::kUnavailable, "vault " + what + ": 404 with a malformed body"};
+    if (allow_not_found) return out;
+    // KV v2 answers deleted versions and v1-style paths with 404 plus a full envelope.
+    return Error{ErrorCode::kNotFound, "vault " + what + ": not found (404)" + suffix};
+  }
+  if (s == 403) {
+    return Error{ErrorCode::kPermissionDenied, "vault " + what + ": permission denied (403)" + suffix +
+                                                   "; the token's policy must grant \"" + capabilityFor(method) +
+                                                   "\" on " + path.substr(0, path.find('?'))};
+  }
+  if (s == 412 || s == 429 || (s >= 500 && s != 501)) {
+    if ((s == 429 || s == 503) && retry_after != nullptr) *retry_after = parseRetryAfter(res.headers);
+    std::string reason = s == 503 && detail.find("sealed") != std::string::npos ? "Vault is sealed" : "transient error";
+    return Error{ErrorCode::kUnavailable, "vault " + what + ": " + reason + " (" + std::to_string(s) + ")" + suffix};
+  }
+  if (s == 501) return Error{ErrorCode::kInvalidArgument, "vault " + what + ": Vault is not initialised (501)"};
+  if (s >= 300 && s < 400) {
+    return Error{ErrorCode::kInvalidArgument, "vault " + what + ": unexpected redirect (" + std::to_string(s) +
+                                                  "); point --vault-addr at the active node or a load balancer"};
+  }
+  return Error{ErrorCode::kInvalidArgument, "vault " + what + ": rejected (" + std::to_string(s) + ")" + suffix};
+}
+
+Result<VaultResponse> VaultClient::withRetries(const std::string& method, const std::string& path,
+                                               const nlohmann::json* body, bool authenticated,
+                                               bool allow_not_found) {
+  for (int n = 0;; ++n) {
+    std::optional<Duration> retry_after;
+    Result<VaultResponse> r = attempt(method, path, body, authenticated, allow_not_found, &retry_after);
+    if (r || !isTransient(r.error().code)) return r;
+    if (!deadline_) return r;
+    Duration wait = retry_after.value_or(backoffDelay(n, retry_.initial, retry_.max, random_.uniform01()));
+    const SystemTime now = clock_.now();
+    if (now + wait >= *deadline_) {
+      if (now < *deadline_ && retry_after) wait = std::chrono::duration_cast<Duration>(*deadline_ - now);
+      else return Error{ErrorCode::kDeadlineExceeded, r.error().message + " (gave up after " + std::to_string(n + 1) + " attempts; see --timeout)"};
+    }
+    spdlog::warn("event=vault_retry method={} path={} attempt={} retry_in_ms={} error=\"{}\"", method, path, n + 1,
+                 wait.count(), r.error().message);
+    if (!clock_.sleepFor(wait)) return r;  // interrupted: shutting down
+  }
+}
+
+Result<VaultResponse> VaultClient::call(const std::string& method, const std::string& path,
+                                        const nlohmann::json* body, bool authenticated, bool allow_not_found) {
+  if (authenticated) RETURN_IF_ERROR(ensureToken());
+  Result<VaultResponse> r = withRetries(method, path, body, authenticated, allow_not_found);
+  if (!r && r.error().code == ErrorCode::kPermissionDenied && authenticated && auth_ != nullptr) {
+    // A 403 does not say whether the token expired or the policy forbids the path: log in
+    // again once; a second 403 is a real permission error.
+    spdlog::info("event=vault_relogin reason=403 path={}", path);
+    dropToken();
+    RETURN_IF_ERROR(ensureToken());
+    r = withRetries(method, path, body, authenticated, allow_not_found);
+  }
+  if (r) {
+    for (const auto& w : r->warnings) spdlog::warn("event=vault_warning path={} warning=\"{}\"", path, w);
+  }
+  return r;
+}
+
+Status VaultClient::ensureToken() {
+  if (token_) {
+    const auto expiry = tokenExpiry();
+    // Renew a little early: a token that expires in flight costs a retry round trip.
+    if (!expiry || clock_.now() + std::chrono::seconds(5) < *expiry) return ok();
+    token_.reset();
+  }
+  if (auth_ == nullptr) return Error{ErrorCode::kInvalidArgument, "no Vault token and no auth method configured"};
+  ASSIGN_OR_RETURN(VaultToken t, auth_->login(*this));
+  ++login_count_;
+  setToken(std::move(t));
+  return ok();
+}
+
+std::optional<SystemTime> VaultClient::tokenExpiry() const {
+  if (!token_ || token_->ttl.count() == 0) return std::nullopt;
+  return token_obtained_ + token_->ttl;
+}
+
+Result<VaultToken> VaultClient::loginWith(const std::string& mount, const nlohmann::json& body,
+                                          const std::string& what) {
+  const std::string path = "auth/" + normaliseAuthMount(mount) + "/login";
+  Result<VaultResponse> r = withRetries("POST", path, &body, /*authenticated=*/false, false);
+  if (!r) {
+    Error e = r.error();
+    // Bad credentials are 400 for approle, cert and unknown kubernetes roles, 403 otherwise.
+    if (e.code == ErrorCode::kInvalidArgument || e.code == ErrorCode::kPermissionDenied || e.code == ErrorCode::kNotFound) {
+      e.code = ErrorCode::kPermissionDenied;
+      e.message = what + " refused: " + e.message.substr(e.message.find(": ") + 2);
+      return e;
+    }
+    return withContext(e, what);
+  }
+  const auto& auth = r->body.is_object() ? r->body.value("auth", nlohmann::json()) : nlohmann::json();
+  if (!auth.is_object() || !auth.contains("client_token") || !auth["client_token"].is_string() ||
+      auth["client_token"].get_ref<const std::string&>().empty()) {
+    return Error{ErrorCode::kUnavailable, what + ": login response has no auth.client_token"};
+  }
+  VaultToken t;
+  std::string raw = auth["client_token"].get<std::string>();
+  t.token = Secret::takeFrom(raw);
+  t.ttl = std::chrono::seconds(auth.value("lease_duration", 0));
+  t.renewable = auth.value("renewable", false);
+  return t;
+}
+
+Status VaultClient::renewToken(Duration increment) {
+  nlohmann::json body = {{"increment", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(increment).count()) + "s"}};
+  ASSIGN_OR_RETURN(VaultResponse r, withRetries("POST", "auth/token/renew-self", &body, true, false));
+  const auto& auth = r.body.is_object() ? r.body.value("auth", nlohmann::json()) : nlohmann::json();
+  if (!auth.is_object()) return Error{ErrorCode::kUnavailable, "vault renew-self: response has no auth block"};
+  if (token_) {
+    token_->ttl = std::chrono::seconds(auth.value("lease_duration", 0));
+    token_->renewable = auth.value("renewable", false);
+    token_obtained_ = clock_.now();
+  }
+  return ok();
+}
+
+}  // namespace cacerts

@@ -1,0 +1,120 @@
+// VaultClient: Vault's HTTP conventions on top of an HttpTransport — the /v1/ prefix, the
+// X-Vault-Request / X-Vault-Namespace / X-Vault-Token headers, the response envelope, the
+// error model, bounded retries of transient failures, and re-login on an invalid token.
+//
+// The token never leaves this class and is never logged. Not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/random.h"
+#include "common/result.h"
+#include "common/secret.h"
+
+namespace cacerts {
+
+struct VaultToken {
+  Secret token;
+  Duration ttl{0};         // 0: never expires (root tokens)
+  bool renewable = false;
+};
+
+class VaultClient;
+
+// A way to obtain a token. login() is called lazily before the first authenticated request
+// and again when Vault answers 403 to a token (expired or revoked): at most once per request.
+class VaultAuthenticator {
+ public:
+  virtual ~VaultAuthenticator() = default;
+  // Errors: kPermissionDenied naming the mount and role when Vault refuses the credential;
+  // kInvalidArgument when a credential file cannot be read; transient errors as returned.
+  virtual Result<VaultToken> login(VaultClient& client) = 0;
+  // "kubernetes login at auth/kubernetes (role istiod)" — for messages, no secrets.
+  virtual std::string describe() const = 0;
+};
+
+struct VaultResponse {
+  int status = 0;
+  nlohmann::json body;                 // null for 204 / empty bodies
+  std::vector<std::string> warnings;
+};
+
+struct VaultRetryPolicy {
+  Duration initial = std::chrono::milliseconds(250);
+  Duration max = std::chrono::seconds(10);
+};
+
+class VaultClient {
+ public:
+  // ns: Vault namespace ("" for none). All references must outlive the client.
+  VaultClient(HttpTransport& transport, std::string ns, Clock& clock, Random& random,
+              VaultRetryPolicy retry = {});
+
+  void setAuthenticator(VaultAuthenticator* auth) { auth_ = auth; }
+  // Transient failures are retried until this time; after it, the last error is returned
+  // as kDeadlineExceeded. Default: no retries.
+  void setRetryDeadline(std::optional<SystemTime> deadline) { deadline_ = deadline; }
+  // Called once per HTTP attempt with the operation name and status (0 on transport error).
+  void setObserver(std::function<void(const std::string& operation, int status)> observer) {
+    observer_ = std::move(observer);
+  }
+
+  // One logical Vault call on path (relative to /v1/, may include a query). Retries
+  // transient failures; on 403 with a token, logs in again once and repeats the call.
+  // Returns the response for 2xx, and for 404 when allow_not_found (KV reports deleted
+  // versions as 404 with a full envelope). Errors name the method and path:
+  //   403 -> kPermissionDenied, 400/405 -> kInvalidArgument, 404 -> kNotFound,
+  //   412, 429, 5xx (not 501), malformed bodies, transport failures -> kUnavailable.
+  Result<VaultResponse> call(const std::string& method, const std::string& path,
+                             const nlohmann::json* body = nullptr, bool authenticated = true,
+                             bool allow_not_found = false);
+
+  // POST auth/<mount>/login with the given body; parses the auth block. Used by
+  // authenticators. 400 and 403 become kPermissionDenied (Vault reports bad credentials
+  // as either).
+  Result<VaultToken> loginWith(const std::string& mount, const nlohmann::json& body,
+                               const std::string& what);
+
+  // Ensures a token is present (logging in if needed) without making another call.
+  Status ensureToken();
+  bool hasToken() const { return token_.has_value(); }
+  void setToken(VaultToken token) { token_ = std::move(token); token_obtained_ = clock_.now(); }
+  void dropToken() { token_.reset(); }
+  // When the current token expires (nullopt: no token or never expires).
+  std::optional<SystemTime> tokenExpiry() const;
+  // POST auth/token/renew-self; updates the cached TTL with what Vault granted.
+  Status renewToken(Duration increment);
+  int loginCount() const { return login_count_; }
+
+ private:
+  Result<VaultResponse> attempt(const std::string& method, const std::string& path,
+                                const nlohmann::json* body, bool authenticated, bool allow_not_found,
+                                std::optional<Duration>* retry_after);
+  Result<VaultResponse> withRetries(const std::string& method, const std::string& path,
+                                    const nlohmann::json* body, bool authenticated, bool allow_not_found);
+
+  HttpTransport& transport_;
+  std::string namespace_;
+  Clock& clock_;
+  Random& random_;
+  VaultRetryPolicy retry_;
+  VaultAuthenticator* auth_ = nullptr;
+  std::optional<SystemTime> deadline_;
+  std::optional<VaultToken> token_;
+  SystemTime token_obtained_{};
+  std::function<void(const std::string&, int)> observer_;
+  int login_count_ = 0;
+};
+
+// Normalises a mount given as "kube-c1", "auth/kube-c1" or "/auth/kube-c1/" to "kube-c1".
+std::string normaliseAuthMount(std::string mount);
+
+}  // namespace cacerts
