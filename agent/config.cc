@@ -74,6 +74,8 @@ void addSourceAndOutputOptions(CLI::App* app, Config& c, RawOptions& raw) {
   app->add_option("--max-path-length", c.pki.max_path_length, "Requested path length constraint of the intermediate")
       ->envname("CACERTS_AGENT_MAX_PATH_LENGTH")->capture_default_str();
   opt(app, "--uri-sans", c.pki.uri_sans, "Comma-separated URI SANs for the intermediate (e.g. spiffe://cluster.local)");
+  app->add_flag("--use-csr-values", c.pki.use_csr_values, "Ask Vault to take subject and extensions from the CSR")
+      ->envname("CACERTS_AGENT_USE_CSR_VALUES");
   opt(app, "--dir", c.dir, "Output directory (a memory-backed emptyDir)");
   opt(app, "--layout", c.layout, "istio (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) | tls (tls.crt, tls.key, ca.crt)");
   app->add_flag("--allow-non-tmpfs", c.allow_non_tmpfs, "Allow writing the key to a directory that is not on tmpfs")

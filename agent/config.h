@@ -25,6 +25,7 @@ struct PkiSettings {
   std::string ttl_text = "720h";
   int max_path_length = 0;
   std::string uri_sans;         // comma-separated
+  bool use_csr_values = false;  // let Vault take subject and extensions from the CSR
 };
 
 struct SidecarSettings {

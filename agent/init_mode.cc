@@ -14,7 +14,7 @@ Result<PublishOutcome> initOnce(const Config& config, Clock& clock, Random& rand
   RETURN_IF_ERROR(prepareOutputDir(config, writer));
   ASSIGN_OR_RETURN(VaultSession vault, openVaultSession(config, clock, random));
   vault.client->setRetryDeadline(clock.now() + config.timeout);
-  ASSIGN_OR_RETURN(std::unique_ptr<CaSource> source, makeSource(config, *vault.client));
+  ASSIGN_OR_RETURN(std::unique_ptr<CaSource> source, makeSource(config, *vault.client, clock));
   ASSIGN_OR_RETURN(CaMaterial material, source->load());
   return validateAndPublish(material, writer, config, clock.now());
 }

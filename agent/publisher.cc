@@ -4,6 +4,7 @@
 
 #include "agent/kv_source.h"
 #include "agent/layout.h"
+#include "agent/pki_source.h"
 #include "common/fs_check.h"
 
 namespace cacerts {
@@ -38,7 +39,7 @@ Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirW
   return out;
 }
 
-Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault) {
+Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock) {
   if (config.source == "kv") {
     KvRefs refs;
     ASSIGN_OR_RETURN(refs.cert, parseKvRef(config.kv_cert, "--kv-cert"));
@@ -51,7 +52,10 @@ Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& 
     }
     return std::unique_ptr<CaSource>(std::make_unique<KvSource>(vault, std::move(refs)));
   }
-  return Error{ErrorCode::kInvalidArgument, "--source " + config.source + " is not supported by this build"};
+  PkiSettings pki = config.pki;
+  if (pki.common_name.empty()) pki.common_name = defaultCommonName();
+  return std::unique_ptr<CaSource>(
+      std::make_unique<PkiSource>(vault, std::move(pki), config.pki_ttl, config.min_remaining, clock));
 }
 
 }  // namespace cacerts

@@ -31,6 +31,6 @@ Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirW
                                           SystemTime now);
 
 // The configured source (kv or pki) on top of a Vault client.
-Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault);
+Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock);
 
 }  // namespace cacerts

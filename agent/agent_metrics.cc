@@ -1,0 +1,27 @@
+#include "agent/agent_metrics.h"
+
+#include <string>
+
+namespace cacerts {
+
+void registerAgentMetrics(Metrics& metrics, std::string_view version) {
+  metrics.gauge(kMetricCaCertExpiry, "notAfter of the published ca-cert.pem, in seconds since the epoch.");
+  metrics.gauge(kMetricRootCertExpiry,
+                "notAfter of the earliest-expiring root in the published root-cert.pem, in seconds since the epoch.");
+  metrics.gauge(kMetricNextRenewal, "When the next renewal is scheduled, in seconds since the epoch.");
+  metrics.gauge(kMetricLastSuccess, "When the last renewal or adoption succeeded, in seconds since the epoch.");
+  metrics.counter(kMetricRotations, "Renewal attempts by result.");
+  metrics.counter(kMetricVaultRequests, "Vault requests by operation and HTTP status code.");
+  metrics.gauge(kMetricReloadConfirmed,
+                "1 when istiod reported the published ca-cert's notAfter after the last publish, 0 when it did not.");
+  metrics.gauge(kMetricRootRotationPhase,
+                "Root rotation phase: 0 when none is in progress, 1 old and new roots published, "
+                "2 signing from the new root, 3 old root retired.");
+  metrics.gauge(kMetricRootChangeBlocked,
+                "1 while Vault's roots differ from the published ones and the change is refused "
+                "(needs --istiod-multiroot with ISTIO_MULTIROOT_MESH=true, or an istiod restart).");
+  metrics.gauge(kMetricBuildInfo, "Build information; the value is always 1.");
+  metrics.setGauge(kMetricBuildInfo, {{"version", std::string(version)}}, 1.0);
+}
+
+}  // namespace cacerts

@@ -1,0 +1,28 @@
+// The sidecar's metric families (issue "sidecar mode"), registered in one place so the
+// names and help texts cannot drift between the code that sets them and the docs.
+#pragma once
+
+#include <string_view>
+
+#include "common/metrics.h"
+
+namespace cacerts {
+
+// Gauges, seconds since the epoch.
+inline constexpr char kMetricCaCertExpiry[] = "cacerts_agent_ca_cert_expiry_timestamp_seconds";
+inline constexpr char kMetricRootCertExpiry[] = "cacerts_agent_root_cert_expiry_timestamp_seconds";
+inline constexpr char kMetricNextRenewal[] = "cacerts_agent_next_renewal_timestamp_seconds";
+inline constexpr char kMetricLastSuccess[] = "cacerts_agent_last_success_timestamp_seconds";
+// Counters: {result} and {operation,code}.
+inline constexpr char kMetricRotations[] = "cacerts_agent_rotations_total";
+inline constexpr char kMetricVaultRequests[] = "cacerts_agent_vault_requests_total";
+// Gauges: 1/0 flags and the root rotation phase (0 = none, 1..3 as in the docs).
+inline constexpr char kMetricReloadConfirmed[] = "cacerts_agent_istiod_reload_confirmed";
+inline constexpr char kMetricRootRotationPhase[] = "cacerts_agent_root_rotation_phase";
+inline constexpr char kMetricRootChangeBlocked[] = "cacerts_agent_root_change_blocked";
+inline constexpr char kMetricBuildInfo[] = "cacerts_agent_build_info";
+
+// Registers every family above with its help text and sets build_info{version} to 1.
+void registerAgentMetrics(Metrics& metrics, std::string_view version);
+
+}  // namespace cacerts
