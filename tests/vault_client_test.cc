@@ -1,0 +1,212 @@
+#include "common/vault_client.h"
+
+#include <catch2/catch.hpp>
+
+#include "common/vault_auth.h"
+#include "tests/fakes.h"
+
+namespace cacerts {
+namespace {
+
+using testing::FakeClock;
+using testing::FakeHttpTransport;
+using testing::FakeRandom;
+
+HttpResponse json(int status, const std::string& body) { return HttpResponse{status, {}, body}; }
+
+class CountingAuth final : public VaultAuthenticator {
+ public:
+  Result<VaultToken> login(VaultClient&) override {
+    ++logins;
+    VaultToken t;
+    t.token = Secret("tok-" + std::to_string(logins));
+    t.ttl = std::chrono::hours(1);
+    return t;
+  }
+  std::string describe() const override { return "counting"; }
+  int logins = 0;
+};
+
+std::string header(const HttpRequest& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("vault client sends the request header, namespace and token on every call", "[vault_client]") {
+  FakeHttpTransport transport([](const HttpRequest&) { return Result<HttpResponse>(json(200, R"({"data":{"a":"b"}})")); });
+  FakeClock clock;
+  FakeRandom random;
+  CountingAuth auth;
+  VaultClient client(transport, "team-a/", clock, random);
+  client.setAuthenticator(&auth);
+  auto r = client.call("GET", "secret/data/x");
+  REQUIRE(r);
+  CHECK(r->body["data"]["a"] == "b");
+  const auto reqs = transport.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].target == "/v1/secret/data/x");
+  CHECK(header(reqs[0], "X-Vault-Request") == "true");
+  CHECK(header(reqs[0], "X-Vault-Namespace") == "team-a/");
+  CHECK(header(reqs[0], "X-Vault-Token") == "tok-1");
+}
+
+TEST_CASE("vault client maps status codes to error categories naming the path", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random;
+  CountingAuth auth;
+  struct Case {
+    int status;
+    ErrorCode code;
+  };
+  for (Case c : {Case{400, ErrorCode::kInvalidArgument}, Case{404, ErrorCode::kNotFound},
+                 Case{405, ErrorCode::kInvalidArgument}, Case{412, ErrorCode::kUnavailable},
+                 Case{429, ErrorCode::kUnavailable}, Case{500, ErrorCode::kUnavailable},
+                 Case{501, ErrorCode::kInvalidArgument}, Case{502, ErrorCode::kUnavailable},
+                 Case{503, ErrorCode::kUnavailable}}) {
+    FakeHttpTransport transport([&](const HttpRequest&) {
+      return Result<HttpResponse>(json(c.status, R"({"errors":["1 error occurred:\n\t* boom\n\n"]})"));
+    });
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    auto r = client.call("GET", "kv/some/path");
+    INFO("status " << c.status);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == c.code);
+    CHECK_THAT(r.error().message, Catch::Contains("kv/some/path"));
+    CHECK_THAT(r.error().message, Catch::Contains("1 error occurred: boom"));
+    CHECK(transport.requests().size() == 1);  // no deadline: no retries
+  }
+}
+
+TEST_CASE("vault client retries transient failures with backoff until they clear", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random{0.5};
+  CountingAuth auth;
+  int calls = 0;
+  FakeHttpTransport transport([&](const HttpRequest&) -> Result<HttpResponse> {
+    ++calls;
+    if (calls == 1) return Error{ErrorCode::kUnavailable, "connection refused"};
+    if (calls == 2) return json(503, R"({"errors":["Vault is sealed"]})");
+    if (calls == 3) return json(200, "{not json");
+    return json(200, R"({"data":{}})");
+  });
+  VaultClient client(transport, "", clock, random);
+  client.setAuthenticator(&auth);
+  client.setRetryDeadline(clock.now() + std::chrono::minutes(1));
+  auto r = client.call("GET", "secret/data/x");
+  REQUIRE(r);
+  CHECK(calls == 4);
+  const auto sleeps = clock.sleeps();
+  REQUIRE(sleeps.size() == 3);
+  CHECK(sleeps[1] > sleeps[0]);  // exponential growth
+}
+
+TEST_CASE("vault client gives up at the deadline with a deadline error", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random{0.9};
+  FakeHttpTransport transport([](const HttpRequest&) -> Result<HttpResponse> {
+    return json(503, R"({"errors":["Vault is sealed"]})");
+  });
+  CountingAuth auth;
+  VaultClient client(transport, "", clock, random);
+  client.setAuthenticator(&auth);
+  const SystemTime start = clock.now();
+  client.setRetryDeadline(start + std::chrono::seconds(30));
+  auto r = client.call("GET", "secret/data/x");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kDeadlineExceeded);
+  CHECK(exitCodeFor(r.error().code) == 4);
+  CHECK_THAT(r.error().message, Catch::Contains("sealed"));
+  CHECK(clock.now() <= start + std::chrono::seconds(30));
+  CHECK(transport.requests().size() > 3);
+}
+
+TEST_CASE("vault client honours Retry-After on 429", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random{0.0};
+  int calls = 0;
+  FakeHttpTransport transport([&](const HttpRequest&) -> Result<HttpResponse> {
+    if (++calls == 1) {
+      HttpResponse r = json(429, R"({"errors":["rate limit quota exceeded"]})");
+      r.headers["retry-after"] = "7";
+      return r;
+    }
+    return json(200, R"({"data":{}})");
+  });
+  CountingAuth auth;
+  VaultClient client(transport, "", clock, random);
+  client.setAuthenticator(&auth);
+  client.setRetryDeadline(clock.now() + std::chrono::minutes(1));
+  REQUIRE(client.call("GET", "x"));
+  REQUIRE(clock.sleeps().size() == 1);
+  CHECK(clock.sleeps()[0] == std::chrono::seconds(7));
+}
+
+TEST_CASE("vault client logs in again once on 403 and then reports permission denied", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random;
+  CountingAuth auth;
+  SECTION("expired token: the second token works") {
+    FakeHttpTransport transport([](const HttpRequest& r) -> Result<HttpResponse> {
+      if (header(r, "X-Vault-Token") == "tok-1") return json(403, R"({"errors":["permission denied","invalid token"]})");
+      return json(200, R"({"data":{}})");
+    });
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    REQUIRE(client.call("GET", "secret/data/x"));
+    CHECK(auth.logins == 2);
+  }
+  SECTION("policy denies: one re-login, then a permission error naming the capability") {
+    FakeHttpTransport transport([](const HttpRequest&) { return Result<HttpResponse>(json(403, R"({"errors":["permission denied"]})")); });
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    auto r = client.call("GET", "secret/data/x");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    CHECK(auth.logins == 2);
+    CHECK_THAT(r.error().message, Catch::Contains("\"read\" on secret/data/x"));
+  }
+}
+
+TEST_CASE("vault client returns the 404 envelope when asked to", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random;
+  CountingAuth auth;
+  FakeHttpTransport transport([](const HttpRequest&) {
+    return Result<HttpResponse>(json(404, R"({"data":{"data":null,"metadata":{"deletion_time":"2024-01-01T00:00:00Z","destroyed":false,"version":2}}})"));
+  });
+  VaultClient client(transport, "", clock, random);
+  client.setAuthenticator(&auth);
+  auto r = client.call("GET", "secret/data/x", nullptr, true, /*allow_not_found=*/true);
+  REQUIRE(r);
+  CHECK(r->status == 404);
+  CHECK(r->body["data"]["metadata"]["version"] == 2);
+}
+
+TEST_CASE("login failures become permission errors naming the mount and role", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random;
+  FakeHttpTransport transport([](const HttpRequest&) {
+    return Result<HttpResponse>(json(400, R"({"errors":["invalid role name \"nope\""]})"));
+  });
+  VaultClient client(transport, "", clock, random);
+  auto r = client.loginWith("auth/kube-c1-mesh-auth", nlohmann::json{{"role", "nope"}, {"jwt", "x"}},
+                            "kubernetes login at auth/kube-c1-mesh-auth (role nope)");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kPermissionDenied);
+  CHECK_THAT(r.error().message, Catch::Contains("auth/kube-c1-mesh-auth (role nope) refused"));
+  CHECK_THAT(r.error().message, Catch::Contains("invalid role name"));
+  CHECK(transport.requests().at(0).target == "/v1/auth/kube-c1-mesh-auth/login");
+}
+
+TEST_CASE("auth mounts are accepted with or without the auth/ prefix", "[vault_client]") {
+  CHECK(normaliseAuthMount("kube-c1-mesh-auth") == "kube-c1-mesh-auth");
+  CHECK(normaliseAuthMount("auth/kube-c1-mesh-auth") == "kube-c1-mesh-auth");
+  CHECK(normaliseAuthMount("/auth/kube-c1-mesh-auth/") == "kube-c1-mesh-auth");
+}
+
+}  // namespace cacerts
