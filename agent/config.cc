@@ -35,7 +35,11 @@ CLI::Option* opt(CLI::App* app, const std::string& flag, std::string& into, cons
     name = "CACERTS_AGENT_";
     for (char c : flag.substr(2)) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
-  return app->add_option(flag, into, help)->envname(name)->capture_default_str();
+  // Last one wins, so a wrapper script can append an override to a base command line.
+  return app->add_option(flag, into, help)
+      ->envname(name)
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 void addVaultOptions(CLI::App* app, Config& c, RawOptions& raw) {

@@ -15,6 +15,8 @@ std::string KvLocation::metadataPath() const { return mount + "metadata/" + rela
 
 Result<KvLocation> KvSource::locate(const std::string& path) {
   if (auto it = located_.find(path); it != located_.end()) return it->second;
+  // Log in first, so that a refused login is reported as such and not as a mount problem.
+  RETURN_IF_ERROR(vault_.ensureToken());
   Result<VaultResponse> r = vault_.call("GET", "sys/internal/ui/mounts/" + path, nullptr, true, /*allow_not_found=*/true);
   KvLocation where;
   if (!r) {

@@ -39,6 +39,7 @@ class KvSource final : public CaSource {
   // Cheap change detection for the sidecar's poll: for KV v2 the current version number
   // of each secret (metadata read); for KV v1 nullopt (callers compare loaded material).
   Result<std::optional<std::string>> versionStamp();
+  Result<std::optional<std::string>> changeStamp() override { return versionStamp(); }
 
  private:
   Result<KvLocation> locate(const std::string& path);

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "common/backoff.h"
 
@@ -18,13 +20,19 @@ std::string summariseErrors(const nlohmann::json& body) {
     if (!e.is_string()) continue;
     std::string line;
     for (char c : e.get<std::string>()) {
-      if (c == '\n' || c == '\t' || c == '*') {
+      const bool space = c == '\n' || c == '\t' || c == '*' || c == ' ';
+      if (space) {
         if (!line.empty() && line.back() != ' ') line += ' ';
       } else if (std::isprint(static_cast<unsigned char>(c))) {
         line += c;
       }
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
+    // "1 error occurred: permission denied" -> "permission denied"
+    for (const char* marker : {" error occurred: ", " errors occurred: "}) {
+      const auto at = line.find(marker);
+      if (at != std::string::npos && at < 4) line = line.substr(at + std::strlen(marker));
+    }
     if (line.empty()) continue;
     if (!out.empty()) out += "; ";
     out += line;
@@ -140,7 +148,7 @@ Result<VaultResponse> VaultClient::attempt(const std::string& method, const std:
     std::string reason = s == 503 && detail.find("sealed") != std::string::npos ? "Vault is sealed" : "transient error";
     return Error{ErrorCode::kUnavailable, "vault " + what + ": " + reason + " (" + std::to_string(s) + ")" + suffix};
   }
-  if (s == 501) return Error{ErrorCode::kInvalidArgument, "vault " + what + ": Vault is not initialised (501)"};
+  if (s == 501) return Error{ErrorCode::kInvalidArgument, "vault " + what + ": Vault is not initialised (501)" + suffix};
   if (s >= 300 && s < 400) {
     return Error{ErrorCode::kInvalidArgument, "vault " + what + ": unexpected redirect (" + std::to_string(s) +
                                                   "); point --vault-addr at the active node or a load balancer"};
@@ -158,10 +166,12 @@ Result<VaultResponse> VaultClient::withRetries(const std::string& method, const 
     if (!deadline_) return r;
     Duration wait = retry_after.value_or(backoffDelay(n, retry_.initial, retry_.max, random_.uniform01()));
     const SystemTime now = clock_.now();
-    if (now + wait >= *deadline_) {
-      if (now < *deadline_ && retry_after) wait = std::chrono::duration_cast<Duration>(*deadline_ - now);
-      else return Error{ErrorCode::kDeadlineExceeded, r.error().message + " (gave up after " + std::to_string(n + 1) + " attempts; see --timeout)"};
+    if (now >= *deadline_) {
+      return Error{ErrorCode::kDeadlineExceeded,
+                   r.error().message + " (gave up after " + std::to_string(n + 1) + " attempts; see --timeout)"};
     }
+    // The last attempt happens at the deadline rather than giving up early.
+    wait = std::min(wait, std::chrono::duration_cast<Duration>(*deadline_ - now));
     spdlog::warn("event=vault_retry method={} path={} attempt={} retry_in_ms={} error=\"{}\"", method, path, n + 1,
                  wait.count(), r.error().message);
     if (!clock_.sleepFor(wait)) return r;  // interrupted: shutting down
@@ -242,6 +252,29 @@ Status VaultClient::renewToken(Duration increment) {
     token_->renewable = auth.value("renewable", false);
     token_obtained_ = clock_.now();
   }
+  return ok();
+}
+
+Status VaultClient::refreshTokenIfExpiring(Duration floor) {
+  if (!token_ || token_->ttl.count() == 0) return ok();
+  const Duration ttl = token_->ttl;
+  const auto remaining = std::chrono::duration_cast<Duration>(token_obtained_ + ttl - clock_.now());
+  if (remaining >= std::max(ttl / 3, floor)) return ok();
+  if (!token_->renewable) {
+    if (remaining < floor) {
+      spdlog::info("event=vault_token_expiring action=relogin remaining_ms={}", remaining.count());
+      dropToken();
+    }
+    return ok();
+  }
+  Status renewed = renewToken(ttl);
+  if (!renewed) {
+    spdlog::info("event=vault_token_renew_failed action=relogin error=\"{}\"", renewed.error().message);
+    dropToken();
+    return renewed;
+  }
+  spdlog::debug("event=vault_token_renewed ttl_s={}",
+                std::chrono::duration_cast<std::chrono::seconds>(token_ ? token_->ttl : Duration{0}).count());
   return ok();
 }
 

@@ -92,6 +92,14 @@ class VaultClient {
   std::optional<SystemTime> tokenExpiry() const;
   // POST auth/token/renew-self; updates the cached TTL with what Vault granted.
   Status renewToken(Duration increment);
+  // For long-running callers, just before a batch of calls (never in the background):
+  // when the cached token has less than a third of its last granted TTL left, or less than
+  // `floor`, a renewable token is extended with renew-self by that TTL; a non-renewable one
+  // close to expiry (less than `floor` left), or one whose renewal failed, is dropped so the
+  // next call logs in again with freshly read credentials. No token, a token without TTL,
+  // or one with time to spare: nothing happens. Returns the renewal error, if any (the
+  // client stays usable either way).
+  Status refreshTokenIfExpiring(Duration floor = std::chrono::seconds(30));
   int loginCount() const { return login_count_; }
 
  private:

@@ -77,7 +77,7 @@ TEST_CASE("vault client maps status codes to error categories naming the path", 
     REQUIRE_FALSE(r);
     CHECK(r.error().code == c.code);
     CHECK_THAT(r.error().message, Catch::Contains("kv/some/path"));
-    CHECK_THAT(r.error().message, Catch::Contains("1 error occurred: boom"));
+    CHECK_THAT(r.error().message, Catch::EndsWith(": boom"));  // multierror framing removed
     CHECK(transport.requests().size() == 1);  // no deadline: no retries
   }
 }

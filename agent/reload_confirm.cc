@@ -1,0 +1,128 @@
+#include "agent/reload_confirm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "agent/schedule.h"
+#include "common/metrics.h"
+#include "common/prom_parse.h"
+
+namespace cacerts {
+namespace {
+
+// A wait of zero would make no progress on a clock that only moves when slept on.
+constexpr Duration kMinPollInterval{10};
+
+// istiod's metrics page is a few hundred KB; anything far beyond that is not istiod.
+constexpr std::size_t kMaxMetricsBytes = 16 * 1024 * 1024;
+
+bool sameSecond(double value, std::int64_t expected) {
+  if (!std::isfinite(value) || std::fabs(value) > 1e15) return false;
+  return std::llround(value) == expected;
+}
+
+}  // namespace
+
+std::string_view toString(ReloadOutcome outcome) {
+  switch (outcome) {
+    case ReloadOutcome::kConfirmed: return "confirmed";
+    case ReloadOutcome::kTimedOut: return "timed_out";
+    case ReloadOutcome::kDisabled: return "disabled";
+    case ReloadOutcome::kInterrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+Result<HttpUrlParts> splitHttpUrl(std::string_view url) {
+  const auto bad = [&] {
+    return Error{ErrorCode::kInvalidArgument,
+                 "invalid URL \"" + std::string(url) + "\": expected http://host:port/path"};
+  };
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return bad();
+  const std::string_view scheme = url.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https") return bad();
+  const std::size_t authority_start = scheme_end + 3;
+  std::size_t path_start = url.find_first_of("/?#", authority_start);
+  if (path_start == std::string_view::npos) path_start = url.size();
+  const std::string_view authority = url.substr(authority_start, path_start - authority_start);
+  if (authority.empty() || authority.front() == ':' || authority.find('@') != std::string_view::npos) {
+    return bad();
+  }
+  HttpUrlParts parts;
+  parts.origin = std::string(url.substr(0, path_start));
+  std::string_view target = url.substr(path_start);
+  if (const auto fragment = target.find('#'); fragment != std::string_view::npos) {
+    target = target.substr(0, fragment);
+  }
+  parts.target = target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
+  return parts;
+}
+
+Result<std::unique_ptr<ReloadConfirmer>> ReloadConfirmer::create(const ReloadConfirmOptions& options,
+                                                                 Clock& clock) {
+  if (options.metrics_url.empty()) {
+    return std::make_unique<ReloadConfirmer>(nullptr, "", clock, options);
+  }
+  auto parts = splitHttpUrl(options.metrics_url);
+  if (!parts) return withContext(parts.error(), "--istiod-metrics-url");
+  HttpLimits limits;
+  // istiod serves its metrics locally: a slow answer is as good as none for this check.
+  limits.connect_timeout = std::chrono::seconds(1);
+  limits.read_timeout = std::chrono::seconds(2);
+  limits.max_body_bytes = kMaxMetricsBytes;
+  auto transport = makeHttplibTransport(parts->origin, TlsOptions{}, limits);
+  if (!transport) return withContext(transport.error(), "--istiod-metrics-url");
+  return std::make_unique<ReloadConfirmer>(std::move(transport).value(), parts->target, clock, options);
+}
+
+ReloadConfirmer::ReloadConfirmer(std::unique_ptr<HttpTransport> transport, std::string target, Clock& clock,
+                                 const ReloadConfirmOptions& options)
+    : transport_(std::move(transport)), target_(std::move(target)), clock_(clock), options_(options) {}
+
+ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
+  ReloadConfirmation result;
+  if (!transport_) return result;  // kDisabled
+  const std::int64_t expected =
+      std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
+  const SystemTime deadline = clock_.now() + std::max(options_.timeout, Duration::zero());
+  const Duration interval = std::max(options_.poll_interval, kMinPollInterval);
+
+  for (;;) {
+    ++result.polls;
+    HttpRequest request;
+    request.method = "GET";
+    request.target = target_;
+    auto response = transport_->send(request);
+    if (!response) {
+      result.last_problem = response.error().message;
+    } else if (response->status != 200) {
+      result.last_problem = "HTTP " + std::to_string(response->status);
+    } else if (auto value = findMetricValue(response->body, kIstiodChainExpiryMetric); !value) {
+      result.last_problem = value.error().message;
+    } else if (!value->has_value()) {
+      result.last_problem = std::string(kIstiodChainExpiryMetric) + " absent";
+    } else {
+      result.last_value = **value;
+      if (sameSecond(**value, expected)) {
+        result.outcome = ReloadOutcome::kConfirmed;
+        result.last_problem.clear();
+        return result;
+      }
+      result.last_problem = "value " + formatMetricValue(**value) + " != expected " + std::to_string(expected);
+    }
+
+    const Duration wait = capWait(interval, clock_.now(), deadline);
+    if (wait <= Duration::zero()) {
+      result.outcome = ReloadOutcome::kTimedOut;
+      return result;
+    }
+    if (!clock_.sleepFor(wait)) {
+      result.outcome = ReloadOutcome::kInterrupted;
+      return result;
+    }
+  }
+}
+
+}  // namespace cacerts

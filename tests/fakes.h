@@ -1,0 +1,158 @@
+// Hand-written test doubles for the small seams in common/: Clock, Random, HttpTransport.
+// They record what happened so tests assert on state, and never sleep or touch the network.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/random.h"
+#include "common/result.h"
+
+namespace cacerts::testing {
+
+// A Clock that never ticks by itself. sleepFor(d) records d, advances now() by d at once and
+// returns true — unless interrupt() was called since the last sleep: then the latch is
+// cleared, d is still recorded, time does not move and sleepFor returns false (the same
+// latching contract as SystemClock). Thread-safe.
+class FakeClock final : public Clock {
+ public:
+  // 2023-11-14T22:13:20Z: a fixed, unremarkable wall time.
+  static constexpr std::chrono::seconds kDefaultStart{1'700'000'000};
+
+  explicit FakeClock(SystemTime start = SystemTime(kDefaultStart)) : now_(start) {}
+
+  SystemTime now() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return now_;
+  }
+
+  bool sleepFor(Duration d) override {
+    std::function<void(Duration)> hook;
+    bool slept = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sleeps_.push_back(d);
+      if (interrupted_) {
+        interrupted_ = false;
+        slept = false;
+      } else if (d > Duration::zero()) {
+        now_ += d;
+      }
+      hook = on_sleep_;
+    }
+    // Outside the lock, so the hook may call now(), set(), advance() or interrupt().
+    if (hook) hook(d);
+    return slept;
+  }
+
+  void interrupt() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    interrupted_ = true;
+  }
+
+  void set(SystemTime t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ = t;
+  }
+  void advance(Duration d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ += d;
+  }
+
+  // Every requested sleep in order, including interrupted ones.
+  std::vector<Duration> sleeps() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sleeps_;
+  }
+  Duration totalSlept() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    Duration total{0};
+    for (Duration d : sleeps_) total += d;
+    return total;
+  }
+
+  // Runs after each sleepFor (after time has advanced): lets a test change the world
+  // "while" the code under test sleeps, e.g. stop a loop after the n-th sleep.
+  void onSleep(std::function<void(Duration)> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_sleep_ = std::move(hook);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  SystemTime now_;
+  bool interrupted_ = false;
+  std::vector<Duration> sleeps_;
+  std::function<void(Duration)> on_sleep_;
+};
+
+// A Random that returns scripted values in order and then repeats the last one
+// (0.0 when nothing was scripted). Values are returned as given, so tests can probe
+// out-of-range inputs too. Thread-safe.
+class FakeRandom final : public Random {
+ public:
+  FakeRandom() = default;
+  FakeRandom(std::initializer_list<double> values) : values_(values) {}
+  explicit FakeRandom(std::vector<double> values) : values_(std::move(values)) {}
+
+  double uniform01() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::size_t i = calls_++;
+    if (values_.empty()) return 0.0;
+    return i < values_.size() ? values_[i] : values_.back();
+  }
+
+  std::size_t calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<double> values_;
+  std::size_t calls_ = 0;
+};
+
+// An HttpTransport that records each request and answers with a scripted handler
+// (by default: a 404 with an empty body).
+class FakeHttpTransport final : public HttpTransport {
+ public:
+  using Handler = std::function<Result<HttpResponse>(const HttpRequest&)>;
+
+  FakeHttpTransport() = default;
+  explicit FakeHttpTransport(Handler handler) : handler_(std::move(handler)) {}
+
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    Handler handler;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(request);
+      handler = handler_;
+    }
+    if (!handler) return HttpResponse{404, {}, ""};
+    return handler(request);
+  }
+
+  void setHandler(Handler handler) {
+    std::lock_guard<std::mutex> lock(mu_);
+    handler_ = std::move(handler);
+  }
+  std::vector<HttpRequest> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Handler handler_;
+  std::vector<HttpRequest> requests_;
+};
+
+}  // namespace cacerts::testing
