@@ -1,0 +1,113 @@
+// istiod's judgement of a plugged-in CA, applied before anything is published.
+//
+// istiod checks only part of this at reload time (it skips the CA flag, the chain order
+// and key types), and a bundle it rejects at startup crash-loops the pod; so the agent
+// applies the union of istiod's startup checks, Go's x509.Verify rules and the
+// Envoy-facing rules before a generation is written:
+//   parse_ca_cert, parse_ca_key, parse_cert_chain, parse_root_cert  every input parses
+//   key_type_supported            ca-cert key is RSA >= 2048 or ECDSA P-256/384/521
+//   key_matches_cert              ca-key is the private half of ca-cert
+//   ca_basic_constraints          ca-cert has basicConstraints CA:TRUE
+//   key_cert_sign                 ca-cert has keyUsage with keyCertSign
+//   validity_window               `now` is inside NotBefore..NotAfter of ca-cert, every
+//                                 cert-chain certificate and the root that anchors the path
+//   min_remaining_lifetime        the path's earliest NotAfter is >= now + min_remaining
+//   eku_allows_server_auth        every certificate (ca-cert, chain, roots) has no EKU or
+//                                 one with serverAuth or anyExtendedKeyUsage (Go's
+//                                 Verify uses serverAuth when no usage is given)
+//   signature_algorithm_accepted  no SHA-1/MD5 signature on non-self-signed certificates
+//                                 (Go rejects them)
+//   roots_self_signed_ca          every root is self-signed and CA:TRUE
+//   chain_verifies_to_root        ca-cert verifies through the chain to a root at `now`
+//   chain_starts_with_ca_cert     a given cert-chain begins with ca-cert (istiod takes the
+//                                 first chain certificate as "the CA cert" for TTL/expiry)
+// Messages name the input (CaMaterial::names), the certificate subject and what to fix;
+// they never contain key bytes or PEM bodies.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/secret.h"
+#include "common/x509.h"
+
+namespace cacerts {
+
+// How each input is called in messages, e.g. "--kv-cert vault:secret/data/pki/istiod#cert".
+struct MaterialNames {
+  std::string cert = "ca-cert";
+  std::string key = "ca-key";
+  std::string chain = "cert-chain";
+  std::string root = "root-cert";
+};
+
+struct CaMaterial {
+  std::string cert_pem;   // the signing certificate; istiod reads only the first block,
+                          // further certificates here are used as intermediates
+  Secret key_pem;         // PKCS#1, SEC1 or PKCS#8, unencrypted
+  std::string chain_pem;  // optional: intermediates (with or without ca-cert and root)
+  std::string root_pem;   // optional: one or more self-signed roots
+  MaterialNames names;
+};
+
+struct ValidatedBundle {
+  std::string ca_cert_pem;     // exactly the signing cert, canonical PEM
+  Secret ca_key_pem;           // the key as given (istiod accepts PKCS#1/SEC1/PKCS#8)
+  std::string cert_chain_pem;  // ca-cert, then intermediates leaf-to-root, then the root
+  // Canonical: each root re-encoded from DER, input order, duplicates dropped, one
+  // trailing "\n". Identical input always yields identical bytes (istiod < 1.30 compares
+  // root bundles byte for byte).
+  std::string root_cert_pem;
+  CertInfo ca_cert;
+  std::vector<CertInfo> roots;
+};
+
+struct ValidationOptions {
+  SystemTime now;                                     // the caller's clock; never read here
+  Duration min_remaining = std::chrono::hours(24);    // --min-remaining
+};
+
+struct CheckResult {
+  std::string name;    // one of the names listed at the top of this file
+  bool ok = false;
+  std::string detail;  // what was found; on failure, what to fix
+};
+
+struct BundleReport {
+  // In the order listed at the top of this file. A check whose inputs did not parse is
+  // left out (the parse_* failure already explains why).
+  std::vector<CheckResult> checks;
+  std::optional<CertInfo> ca_cert;
+  // The certificates of chain_pem as given; when no chain was given, the chain that
+  // would be published (ca-cert + path + root) if it could be built.
+  std::vector<CertInfo> chain;
+  std::vector<CertInfo> roots;  // deduplicated, input order (derived root when none given)
+
+  // True when every check passed.
+  bool ok() const;
+  // The first failed check, or nullptr.
+  const CheckResult* firstFailure() const;
+};
+
+// Runs every check it can (it does not stop at the first failure) — for
+// `cacerts-agent check`, which judges a published directory.
+BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o);
+
+// Assembles the publishable set or returns kValidation whose message names the first
+// failed check and what to fix, e.g. "check key_matches_cert failed: ca-key does not
+// match ca-cert (wrong key or wrong version of the secret)".
+// Assembly: the root bundle is root_pem, or the last certificate of the chain (or of
+// cert_pem when there is no chain), which must then be self-signed. cert-chain is the
+// verified path ca-cert..root: a chain that does not start with ca-cert gets it prepended,
+// intermediates come in leaf-to-root order, the anchoring root comes last, and chain
+// certificates not on the path are left out. (So chain_starts_with_ca_cert never fails
+// here: the assembled chain always starts with ca-cert.)
+Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const ValidationOptions& o);
+
+// Go-style duration for messages: "23h59m59s", "45m0s", "-2h0m0s".
+std::string describeDuration(Duration d);
+
+}  // namespace cacerts

@@ -1,0 +1,704 @@
+#include "common/x509.h"
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/buffer.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <ctime>
+#include <limits>
+
+namespace cacerts {
+
+void X509Free::operator()(X509* x) const { X509_free(x); }
+void EvpPkeyFree::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+
+namespace {
+
+template <class T, void (*F)(T*)>
+struct Free {
+  void operator()(T* p) const { F(p); }
+};
+using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, Free<X509_REQ, X509_REQ_free>>;
+using X509StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+using BasicConstraintsPtr =
+    std::unique_ptr<BASIC_CONSTRAINTS, Free<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>>;
+using BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, Free<ASN1_BIT_STRING, ASN1_BIT_STRING_free>>;
+using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Free<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, Free<GENERAL_NAME, GENERAL_NAME_free>>;
+using Ia5StringPtr = std::unique_ptr<ASN1_IA5STRING, Free<ASN1_IA5STRING, ASN1_IA5STRING_free>>;
+using EkuPtr = std::unique_ptr<EXTENDED_KEY_USAGE, Free<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>>;
+
+void freeExtensions(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+using ExtensionsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), Free<STACK_OF(X509_EXTENSION), freeExtensions>>;
+// The stack does not own its elements: they are borrowed from Certificate objects.
+void freeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), Free<STACK_OF(X509), freeX509Stack>>;
+
+// Drops whatever OpenSSL pushes onto its thread-local error queue while we work, so that
+// a parse failure here never surfaces later inside an unrelated TLS call (httplib reads
+// the queue after SSL errors).
+class ErrorQueueScope {
+ public:
+  ErrorQueueScope() { ERR_set_mark(); }
+  ~ErrorQueueScope() { ERR_pop_to_mark(); }
+  ErrorQueueScope(const ErrorQueueScope&) = delete;
+  ErrorQueueScope& operator=(const ErrorQueueScope&) = delete;
+};
+
+// PEM readers call this instead of prompting on a terminal; it always refuses.
+int refusePassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+Error validationError(std::string message) { return Error{ErrorCode::kValidation, std::move(message)}; }
+
+std::string bioToString(BIO* bio) {
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio, &mem);
+  if (mem == nullptr || mem->data == nullptr) return {};
+  return std::string(mem->data, mem->length);
+}
+
+// ---------------------------------------------------------------------------------------
+// PEM block scanning. OpenSSL's PEM reader skips arbitrary text between blocks; we want
+// to refuse it (a stray JSON fragment or a truncated paste is a mistake worth reporting),
+// so the structure is checked here and OpenSSL decodes one block at a time.
+
+struct PemBlock {
+  std::string_view label;
+  std::string_view text;  // from "-----BEGIN" through the END line's closing dashes
+  std::size_t line = 0;   // 1-based line of the BEGIN line
+};
+
+constexpr std::size_t kMaxPemBytes = 16 * 1024 * 1024;
+
+bool isPemSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+bool isBase64Char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/' || c == '=';
+}
+
+std::size_t lineAt(std::string_view text, std::size_t pos) {
+  return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+}
+
+// Labels that we name in messages (anything else is "an unrecognised block"), so that a
+// hostile label can never be echoed.
+std::string describeLabel(std::string_view label) {
+  static constexpr std::array<std::string_view, 12> kKnown = {
+      "CERTIFICATE",        "TRUSTED CERTIFICATE", "X509 CERTIFICATE",      "CERTIFICATE REQUEST",
+      "NEW CERTIFICATE REQUEST", "X509 CRL",       "PRIVATE KEY",           "RSA PRIVATE KEY",
+      "EC PRIVATE KEY",     "ENCRYPTED PRIVATE KEY", "PUBLIC KEY",           "RSA PUBLIC KEY"};
+  for (std::string_view known : kKnown) {
+    if (label == known) return "a \"" + std::string(known) + "\" block";
+  }
+  return "an unrecognised PEM block";
+}
+
+Result<std::vector<PemBlock>> scanPem(std::string_view in, std::string_view what) {
+  static constexpr std::string_view kBegin = "-----BEGIN ";
+  static constexpr std::string_view kDashes = "-----";
+  const std::string w(what);
+  // Far above any real bundle; keeps every length within OpenSSL's int-sized APIs.
+  if (in.size() > kMaxPemBytes) {
+    return validationError(w + ": PEM text is larger than " + std::to_string(kMaxPemBytes / (1024 * 1024)) + " MiB");
+  }
+  std::vector<PemBlock> blocks;
+  std::size_t pos = 0;
+  while (true) {
+    while (pos < in.size() && isPemSpace(in[pos])) ++pos;
+    if (pos == in.size()) break;
+    if (in.substr(pos, kBegin.size()) != kBegin) {
+      return validationError(w + ": unexpected text outside PEM blocks at line " + std::to_string(lineAt(in, pos)) +
+                             " (only -----BEGIN/-----END blocks separated by whitespace are accepted)");
+    }
+    const std::size_t block_start = pos;
+    const std::size_t line = lineAt(in, pos);
+    std::size_t eol = in.find('\n', pos);
+    if (eol == std::string_view::npos) eol = in.size();
+    std::string_view begin_line = in.substr(pos, eol - pos);
+    while (!begin_line.empty() && isPemSpace(begin_line.back())) begin_line.remove_suffix(1);
+    if (begin_line.size() <= kBegin.size() + kDashes.size() ||
+        begin_line.substr(begin_line.size() - kDashes.size()) != kDashes) {
+      return validationError(w + ": malformed BEGIN line at line " + std::to_string(line));
+    }
+    const std::string_view label =
+        begin_line.substr(kBegin.size(), begin_line.size() - kBegin.size() - kDashes.size());
+    if (label.empty() || std::any_of(label.begin(), label.end(), [](char c) {
+          return c == '-' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e;
+        })) {
+      return validationError(w + ": malformed BEGIN line at line " + std::to_string(line));
+    }
+    const std::string end_marker = "-----END " + std::string(label) + "-----";
+    const std::size_t body_start = std::min(eol + 1, in.size());
+    const std::size_t end_pos = in.find(end_marker, body_start);
+    if (end_pos == std::string_view::npos) {
+      return validationError(w + ": PEM block " + std::to_string(blocks.size() + 1) + " starting at line " +
+                             std::to_string(line) + " has no matching END line (truncated?)");
+    }
+    const std::string_view body = in.substr(body_start, end_pos - body_start);
+    if (!std::all_of(body.begin(), body.end(), [](char c) { return isBase64Char(c) || isPemSpace(c); })) {
+      return validationError(w + ": PEM block " + std::to_string(blocks.size() + 1) + " starting at line " +
+                             std::to_string(line) +
+                             " contains characters that are not base64 (PEM headers such as legacy "
+                             "encryption are not supported)");
+    }
+    pos = end_pos + end_marker.size();
+    if (pos < in.size() && !isPemSpace(in[pos])) {
+      return validationError(w + ": unexpected text after the END line at line " + std::to_string(lineAt(in, pos)));
+    }
+    blocks.push_back(PemBlock{label, in.substr(block_start, pos - block_start), line});
+  }
+  if (blocks.empty()) return validationError(w + ": no PEM data (the value is empty)");
+  return blocks;
+}
+
+// Decodes one already-scanned block to DER with OpenSSL's PEM reader.
+Result<X509Ptr> decodeCertificateBlock(const PemBlock& block, std::size_t index, std::string_view what) {
+  const std::string prefix = std::string(what) + ": PEM block " + std::to_string(index) + " (line " +
+                             std::to_string(block.line) + ")";
+  BioPtr bio(BIO_new_mem_buf(block.text.data(), static_cast<int>(block.text.size())));
+  if (!bio) return Error{ErrorCode::kInternal, "out of memory reading " + std::string(what)};
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long len = 0;
+  if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
+    return validationError(prefix + " is not valid base64");
+  }
+  X509* raw = nullptr;
+  const unsigned char* p = data;
+  if (len > 0) raw = d2i_X509(nullptr, &p, len);
+  const bool trailing = raw != nullptr && p != data + len;
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(data);
+  X509Ptr cert(raw);
+  if (!cert) return validationError(prefix + " is not a valid X.509 certificate (its DER does not parse)");
+  if (trailing) return validationError(prefix + " has extra bytes after the certificate's DER");
+  return cert;
+}
+
+// ---------------------------------------------------------------------------------------
+// Facts
+
+SystemTime systemTimeFromSeconds(long long secs) {
+  using std::chrono::seconds;
+  constexpr long long kMax = std::chrono::duration_cast<seconds>(SystemTime::duration::max()).count();
+  constexpr long long kMin = std::chrono::duration_cast<seconds>(SystemTime::duration::min()).count() + 1;
+  secs = std::clamp(secs, kMin, kMax);
+  return SystemTime(std::chrono::duration_cast<SystemTime::duration>(seconds(secs)));
+}
+
+SystemTime fromAsn1Time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return SystemTime{};
+  return systemTimeFromSeconds(static_cast<long long>(timegm(&tm)));
+}
+
+std::time_t toTimeT(SystemTime t) {
+  return static_cast<std::time_t>(std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count());
+}
+
+std::string nameToString(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || name == nullptr) return {};
+  // RFC 2253 flags escape control characters and non-ASCII bytes, so the result is one
+  // printable line that cannot forge log fields.
+  if (X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return {};
+  return bioToString(bio.get());
+}
+
+std::string hexBytes(const unsigned char* data, std::size_t len, bool upper) {
+  static constexpr char kLower[] = "0123456789abcdef";
+  static constexpr char kUpper[] = "0123456789ABCDEF";
+  const char* digits = upper ? kUpper : kLower;
+  std::string out;
+  for (std::size_t i = 0; i < len; ++i) {
+    if (i > 0) out += ':';
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0x0f];
+  }
+  return out;
+}
+
+std::string serialHex(X509* x) {
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(x);
+  std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>> bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  if (!bn) return {};
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(BN_num_bytes(bn.get())));
+  BN_bn2bin(bn.get(), bytes.data());
+  if (bytes.empty()) bytes.push_back(0);
+  return hexBytes(bytes.data(), bytes.size(), false);
+}
+
+std::string describeKey(const EVP_PKEY* key) {
+  if (key == nullptr) return "unknown";
+  const int bits = EVP_PKEY_get_bits(key);
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+      return "rsa-" + std::to_string(bits);
+    case EVP_PKEY_RSA_PSS:  // RSA-PSS-only keys: Go cannot parse them in certificates
+      return "rsa-pss-" + std::to_string(bits);
+    case EVP_PKEY_EC: {
+      std::array<char, 64> group{};
+      std::size_t len = 0;
+      if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &len) != 1) {
+        return "ec-explicit-parameters";
+      }
+      const std::string_view curve(group.data(), len);
+      if (curve == "prime256v1" || curve == "P-256") return "ec-256";
+      if (curve == "secp384r1" || curve == "P-384") return "ec-384";
+      if (curve == "secp521r1" || curve == "P-521") return "ec-521";
+      return "ec-" + std::string(curve);
+    }
+    case EVP_PKEY_ED25519:
+      return "ed25519";
+    case EVP_PKEY_ED448:
+      return "ed448";
+    case EVP_PKEY_DSA:
+      return "dsa-" + std::to_string(bits);
+    default:
+      return "unknown";
+  }
+}
+
+std::string objectName(const ASN1_OBJECT* obj) {
+  const int nid = OBJ_obj2nid(obj);
+  if (nid != NID_undef) return OBJ_nid2sn(nid);
+  std::array<char, 128> buf{};
+  const int n = OBJ_obj2txt(buf.data(), static_cast<int>(buf.size()), obj, 1);
+  if (n <= 0) return "unknown";
+  return std::string(buf.data(), std::min<std::size_t>(static_cast<std::size_t>(n), buf.size() - 1));
+}
+
+void collectSans(X509* x, CertInfo& info) {
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+    if (gn->type != GEN_URI && gn->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* s = gn->type == GEN_URI ? gn->d.uniformResourceIdentifier : gn->d.dNSName;
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      static_cast<std::size_t>(ASN1_STRING_length(s)));
+    // Printable ASCII only, so a SAN can be logged safely.
+    for (char& c : value) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+    }
+    (gn->type == GEN_URI ? info.uri_sans : info.dns_sans).push_back(std::move(value));
+  }
+}
+
+std::string toPemString(X509* x) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), x) != 1) return {};
+  return bioToString(bio.get());
+}
+
+std::string hintFor(int error) {
+  switch (error) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      return "; the chain does not lead to any certificate of the root bundle (missing intermediate, or the "
+             "certificate was issued by a different root)";
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      return "; the chain ends in a self-signed certificate that is not in the root bundle";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      return "; the certificate is self-signed but is not in the root bundle";
+    case X509_V_ERR_INVALID_CA:
+      return "; an issuing certificate lacks basicConstraints CA:TRUE";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return "; check clock skew between the issuer and this node";
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Certificate
+
+Certificate Certificate::adopt(X509Ptr x) { return Certificate(std::move(x)); }
+
+Certificate Certificate::share(X509* x) {
+  X509_up_ref(x);
+  return Certificate(X509Ptr(x));
+}
+
+Certificate::Certificate(const Certificate& other) {
+  if (other.x_) X509_up_ref(other.x_.get());
+  x_.reset(other.x_.get());
+}
+
+Certificate& Certificate::operator=(const Certificate& other) {
+  if (this != &other) {
+    if (other.x_) X509_up_ref(other.x_.get());
+    x_.reset(other.x_.get());
+  }
+  return *this;
+}
+
+CertInfo Certificate::info() const {
+  ErrorQueueScope errors;
+  X509* x = x_.get();
+  CertInfo info;
+  info.subject = nameToString(X509_get_subject_name(x));
+  info.issuer = nameToString(X509_get_issuer_name(x));
+  info.serial_hex = serialHex(x);
+  info.not_before = fromAsn1Time(X509_get0_notBefore(x));
+  info.not_after = fromAsn1Time(X509_get0_notAfter(x));
+
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int md_len = 0;
+  if (X509_digest(x, EVP_sha256(), md.data(), &md_len) == 1) {
+    info.sha256_fingerprint = hexBytes(md.data(), md_len, true);
+  }
+
+  // X509_get_extension_flags also caches the parsed extensions (EXFLAG_INVALID on a
+  // malformed one, in which case the flags below stay false).
+  const uint32_t flags = X509_get_extension_flags(x);
+  info.is_ca = (flags & EXFLAG_BCONS) != 0 && (flags & EXFLAG_CA) != 0;
+  info.path_len = info.is_ca ? static_cast<int>(X509_get_pathlen(x)) : -1;
+  info.has_key_usage = (flags & EXFLAG_KUSAGE) != 0;
+  info.key_cert_sign = info.has_key_usage && (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) != 0;
+
+  int critical = 0;
+  EkuPtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, &critical, nullptr)));
+  // critical == -1: absent; -2: present more than once; otherwise present.
+  info.has_eku = critical != -1;
+  if (eku) {
+    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+      info.ext_key_usages.push_back(objectName(sk_ASN1_OBJECT_value(eku.get(), i)));
+    }
+  }
+
+  info.self_signed = X509_self_signed(x, 1) == 1;
+  info.key_description = describeKey(X509_get0_pubkey(x));
+
+  const int sig_nid = X509_get_signature_nid(x);
+  info.signature_algorithm = sig_nid == NID_undef ? "unknown" : OBJ_nid2ln(sig_nid);
+  int md_nid = NID_undef;
+  if (X509_get_signature_info(x, &md_nid, nullptr, nullptr, nullptr) == 1 && md_nid != NID_undef) {
+    info.signature_digest = OBJ_nid2sn(md_nid);
+  }
+  collectSans(x, info);
+  return info;
+}
+
+std::string Certificate::pem() const { return toPemString(x_.get()); }
+
+std::string Certificate::der() const {
+  unsigned char* buf = nullptr;
+  const int len = i2d_X509(x_.get(), &buf);
+  if (len <= 0) return {};
+  std::string out(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(len));
+  OPENSSL_free(buf);
+  return out;
+}
+
+bool Certificate::sameAs(const Certificate& other) const {
+  if (x_ == nullptr || other.x_ == nullptr) return x_ == other.x_;
+  return X509_cmp(x_.get(), other.x_.get()) == 0 && der() == other.der();
+}
+
+// ---------------------------------------------------------------------------------------
+// PrivateKey
+
+PrivateKey PrivateKey::adopt(EvpPkeyPtr k) { return PrivateKey(std::move(k)); }
+
+Secret PrivateKey::pkcs8Pem() const {
+  ErrorQueueScope errors;
+  // A secure-memory BIO clears its buffer whenever it is resized or freed.
+  BioPtr bio(BIO_new(BIO_s_secmem()));
+  if (!bio) return Secret();
+  if (PEM_write_bio_PrivateKey(bio.get(), k_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) return Secret();
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio.get(), &mem);
+  if (mem == nullptr || mem->data == nullptr) return Secret();
+  Secret out(std::string_view(mem->data, mem->length));
+  OPENSSL_cleanse(mem->data, mem->length);
+  return out;
+}
+
+std::string PrivateKey::description() const { return describeKey(k_.get()); }
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+Result<std::vector<Certificate>> parseCertificates(std::string_view pem, std::string_view what) {
+  ErrorQueueScope errors;
+  ASSIGN_OR_RETURN(std::vector<PemBlock> blocks, scanPem(pem, what));
+  std::vector<Certificate> certs;
+  certs.reserve(blocks.size());
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const PemBlock& block = blocks[i];
+    if (block.label != "CERTIFICATE") {
+      std::string message = std::string(what) + ": PEM block " + std::to_string(i + 1) + " (line " +
+                            std::to_string(block.line) + ") is " + describeLabel(block.label) +
+                            ", expected only \"CERTIFICATE\" blocks";
+      if (block.label.find("PRIVATE KEY") != std::string_view::npos) {
+        message += " (a private key where a certificate belongs: are the certificate and key references swapped?)";
+      }
+      return validationError(std::move(message));
+    }
+    ASSIGN_OR_RETURN(X509Ptr x, decodeCertificateBlock(block, i + 1, what));
+    certs.push_back(Certificate::adopt(std::move(x)));
+  }
+  return certs;
+}
+
+Result<Certificate> parseCertificate(std::string_view pem, std::string_view what) {
+  ASSIGN_OR_RETURN(std::vector<Certificate> certs, parseCertificates(pem, what));
+  if (certs.size() != 1) {
+    return validationError(std::string(what) + ": expected exactly one certificate, found " +
+                           std::to_string(certs.size()));
+  }
+  return std::move(certs.front());
+}
+
+Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what) {
+  ErrorQueueScope errors;
+  const std::string w(what);
+  auto scanned = scanPem(pem.view(), what);
+  if (!scanned) return scanned.error();
+  const std::vector<PemBlock>& blocks = *scanned;
+  if (blocks.size() != 1) {
+    return validationError(w + ": expected exactly one private key PEM block, found " + std::to_string(blocks.size()) +
+                           " blocks");
+  }
+  const PemBlock& block = blocks.front();
+  if (block.label == "ENCRYPTED PRIVATE KEY") {
+    return validationError(w + ": the private key is encrypted; istiod needs an unencrypted key "
+                               "(\"PRIVATE KEY\", \"EC PRIVATE KEY\" or \"RSA PRIVATE KEY\")");
+  }
+  if (block.label != "PRIVATE KEY" && block.label != "EC PRIVATE KEY" && block.label != "RSA PRIVATE KEY") {
+    return validationError(w + ": found " + describeLabel(block.label) +
+                           "; expected an unencrypted \"PRIVATE KEY\", \"EC PRIVATE KEY\" or \"RSA PRIVATE KEY\"");
+  }
+  // The BIO reads the Secret's bytes in place; OpenSSL's own decode buffers for key
+  // material are cleared when freed.
+  BioPtr bio(BIO_new_mem_buf(block.text.data(), static_cast<int>(block.text.size())));
+  if (!bio) return Error{ErrorCode::kInternal, "out of memory reading " + w};
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, refusePassphrase, nullptr));
+  if (!key) {
+    return validationError(w + ": the \"" + std::string(block.label) +
+                           "\" block does not contain a valid unencrypted private key of that format");
+  }
+  const std::string desc = describeKey(key.get());
+  const int base = EVP_PKEY_get_base_id(key.get());
+  if (base == EVP_PKEY_ED25519 || base == EVP_PKEY_ED448) {
+    return validationError(w + ": " + desc + " keys are not supported by istiod; use ECDSA (P-256/P-384) or RSA");
+  }
+  if (base == EVP_PKEY_RSA) {
+    if (EVP_PKEY_get_bits(key.get()) < 2048) {
+      return validationError(w + ": RSA key of " + std::to_string(EVP_PKEY_get_bits(key.get())) +
+                             " bits is too small; use at least 2048 bits");
+    }
+  } else if (base == EVP_PKEY_EC) {
+    if (desc != "ec-256" && desc != "ec-384" && desc != "ec-521") {
+      return validationError(w + ": EC key on an unsupported curve (" + desc +
+                             "); istiod needs P-256, P-384 or P-521");
+    }
+  } else {
+    return validationError(w + ": key type " + desc + " is not supported by istiod; use ECDSA (P-256/P-384) or RSA");
+  }
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!ctx) return Error{ErrorCode::kInternal, "out of memory checking " + w};
+  if (EVP_PKEY_pairwise_check(ctx.get()) != 1) {
+    return validationError(w + ": the private key is inconsistent (its public and private parts do not belong "
+                               "together; the stored value is corrupted)");
+  }
+  return PrivateKey::adopt(std::move(key));
+}
+
+bool keyMatchesCertificate(const PrivateKey& key, const Certificate& cert) {
+  ErrorQueueScope errors;
+  const EVP_PKEY* pub = X509_get0_pubkey(cert.raw());
+  return pub != nullptr && key.raw() != nullptr && EVP_PKEY_eq(pub, key.raw()) == 1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Generation
+
+Result<PrivateKey> generateKey(KeyType type, int bits) {
+  ErrorQueueScope errors;
+  EVP_PKEY* raw = nullptr;
+  if (type == KeyType::kEc) {
+    if (bits != 256 && bits != 384) {
+      return Error{ErrorCode::kInvalidArgument, "unsupported EC key size " + std::to_string(bits) + " (use 256 or 384)"};
+    }
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", bits == 256 ? "P-256" : "P-384");
+  } else {
+    if (bits != 2048 && bits != 3072 && bits != 4096) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "unsupported RSA key size " + std::to_string(bits) + " (use 2048, 3072 or 4096)"};
+    }
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits));
+  }
+  if (raw == nullptr) return Error{ErrorCode::kInternal, "OpenSSL key generation failed"};
+  return PrivateKey::adopt(EvpPkeyPtr(raw));
+}
+
+Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {
+  ErrorQueueScope errors;
+  auto invalid = [](std::string m) { return Error{ErrorCode::kInvalidArgument, std::move(m)}; };
+  auto internal = [](std::string_view step) {
+    return Error{ErrorCode::kInternal, "building the CSR failed at " + std::string(step)};
+  };
+  if (spec.common_name.empty()) return invalid("CSR common name is empty (set --common-name)");
+  if (spec.common_name.size() > 64) return invalid("CSR common name is longer than 64 characters (--common-name)");
+  if (spec.organization.size() > 64) return invalid("CSR organization is longer than 64 characters (--organization)");
+  for (const std::string& uri : spec.uri_sans) {
+    const bool printable = std::all_of(uri.begin(), uri.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    if (uri.empty() || !printable || uri.find(':') == std::string::npos) {
+      return invalid("CSR URI SAN \"" + (printable ? uri : std::string("<non-printable>")) +
+                     "\" is not an absolute URI (e.g. spiffe://cluster.local) (--uri-sans)");
+    }
+  }
+  if (spec.max_path_length < -1) return invalid("max path length must be -1 (unlimited) or >= 0");
+
+  X509ReqPtr req(X509_REQ_new());
+  if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) return internal("version");
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  if (!spec.organization.empty() &&
+      X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(spec.organization.data()),
+                                 static_cast<int>(spec.organization.size()), -1, 0) != 1) {
+    return invalid("CSR organization is not valid UTF-8 (--organization)");
+  }
+  if (X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(spec.common_name.data()),
+                                 static_cast<int>(spec.common_name.size()), -1, 0) != 1) {
+    return invalid("CSR common name is not valid UTF-8 (--common-name)");
+  }
+  if (X509_REQ_set_pubkey(req.get(), key.raw()) != 1) return internal("public key");
+
+  STACK_OF(X509_EXTENSION)* raw_exts = nullptr;
+  if (spec.request_ca) {
+    BasicConstraintsPtr bc(BASIC_CONSTRAINTS_new());
+    if (!bc) return internal("basicConstraints");
+    bc->ca = 1;
+    if (spec.max_path_length >= 0) {
+      bc->pathlen = ASN1_INTEGER_new();
+      if (bc->pathlen == nullptr || ASN1_INTEGER_set(bc->pathlen, spec.max_path_length) != 1) {
+        return internal("pathlen");
+      }
+    }
+    if (X509V3_add1_i2d(&raw_exts, NID_basic_constraints, bc.get(), 1, X509V3_ADD_DEFAULT) != 1) {
+      ExtensionsPtr cleanup(raw_exts);
+      return internal("basicConstraints");
+    }
+    BitStringPtr ku(ASN1_BIT_STRING_new());
+    // Bit numbers from RFC 5280 4.2.1.3: keyCertSign(5), cRLSign(6).
+    if (!ku || ASN1_BIT_STRING_set_bit(ku.get(), 5, 1) != 1 || ASN1_BIT_STRING_set_bit(ku.get(), 6, 1) != 1 ||
+        X509V3_add1_i2d(&raw_exts, NID_key_usage, ku.get(), 1, X509V3_ADD_DEFAULT) != 1) {
+      ExtensionsPtr cleanup(raw_exts);
+      return internal("keyUsage");
+    }
+  }
+  if (!spec.uri_sans.empty()) {
+    GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
+    if (!names) {
+      ExtensionsPtr cleanup(raw_exts);
+      return internal("subjectAltName");
+    }
+    for (const std::string& uri : spec.uri_sans) {
+      Ia5StringPtr value(ASN1_IA5STRING_new());
+      GeneralNamePtr gn(GENERAL_NAME_new());
+      if (!value || !gn || ASN1_STRING_set(value.get(), uri.data(), static_cast<int>(uri.size())) != 1) {
+        ExtensionsPtr cleanup(raw_exts);
+        return internal("subjectAltName");
+      }
+      GENERAL_NAME_set0_value(gn.get(), GEN_URI, value.release());
+      if (sk_GENERAL_NAME_push(names.get(), gn.get()) <= 0) {
+        ExtensionsPtr cleanup(raw_exts);
+        return internal("subjectAltName");
+      }
+      gn.release();
+    }
+    if (X509V3_add1_i2d(&raw_exts, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) != 1) {
+      ExtensionsPtr cleanup(raw_exts);
+      return internal("subjectAltName");
+    }
+  }
+  ExtensionsPtr exts(raw_exts);
+  if (exts && X509_REQ_add_extensions(req.get(), exts.get()) != 1) return internal("extensions");
+  if (X509_REQ_sign(req.get(), key.raw(), EVP_sha256()) <= 0) return internal("signature");
+
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) return internal("PEM encoding");
+  return bioToString(bio.get());
+}
+
+// ---------------------------------------------------------------------------------------
+// Verification
+
+Result<std::vector<Certificate>> verifyChain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
+                                             const std::vector<Certificate>& roots, SystemTime at) {
+  ErrorQueueScope errors;
+  auto internal = [] { return Error{ErrorCode::kInternal, "out of memory setting up chain verification"}; };
+  if (roots.empty()) return validationError("no root certificates to verify against");
+  X509StorePtr store(X509_STORE_new());
+  if (!store) return internal();
+  for (const Certificate& root : roots) {
+    // Duplicates are accepted silently by OpenSSL 3; other failures mean out of memory.
+    if (X509_STORE_add_cert(store.get(), root.raw()) != 1) return internal();
+  }
+  X509StackPtr untrusted(sk_X509_new_null());
+  if (!untrusted) return internal();
+  for (const Certificate& c : intermediates) {
+    if (sk_X509_push(untrusted.get(), c.raw()) <= 0) return internal();
+  }
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf.raw(), untrusted.get()) != 1) return internal();
+  // Sets X509_V_FLAG_USE_CHECK_TIME: validity is judged at `at`, not at OpenSSL's now.
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), toTimeT(at));
+
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(ctx.get());
+    const int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    X509* current = X509_STORE_CTX_get_current_cert(ctx.get());
+    std::string message = X509_verify_cert_error_string(error);
+    message += " (depth " + std::to_string(depth);
+    if (current != nullptr) message += ", subject \"" + nameToString(X509_get_subject_name(current)) + "\"";
+    message += ")" + hintFor(error);
+    return validationError(std::move(message));
+  }
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  std::vector<Certificate> path;
+  for (int i = 0; i < sk_X509_num(chain); ++i) path.push_back(Certificate::share(sk_X509_value(chain, i)));
+  return path;
+}
+
+std::string toPem(const std::vector<Certificate>& certs) {
+  std::string out;
+  for (const Certificate& c : certs) out += c.pem();
+  return out;
+}
+
+std::string formatTime(SystemTime t) {
+  const std::time_t secs = toTimeT(t);
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return "invalid-time";
+  std::array<char, 32> buf{};
+  const std::size_t n = std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf.data(), n);
+}
+
+}  // namespace cacerts

@@ -1,0 +1,171 @@
+// X.509 mechanisms: strict PEM parsing, private keys, key generation, CSRs, chain
+// verification and certificate facts. No Istio policy lives here (see agent/ca_bundle.h).
+//
+// This header and x509.cc are the only agent files that touch OpenSSL's X.509 and EVP
+// APIs; callers see value types that own their OpenSSL objects. <openssl/types.h> only
+// declares the opaque types, so including this header pulls in no OpenSSL functions.
+//
+// Secrecy: error messages name the input (`what`), a block number or a line number, and
+// never contain input bytes or OpenSSL parser text derived from them. Private keys live
+// in EVP_PKEY or Secret only.
+//
+// Thread safety: free functions are thread-safe. Certificate and PrivateKey objects may
+// be read from several threads at once; they are never modified after construction.
+#pragma once
+
+#include <openssl/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/secret.h"
+
+namespace cacerts {
+
+struct X509Free {
+  void operator()(X509* x) const;
+};
+struct EvpPkeyFree {
+  void operator()(EVP_PKEY* k) const;
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
+
+enum class KeyType { kEc, kRsa };
+
+// Facts about one certificate, safe to log and to print (no key material).
+struct CertInfo {
+  std::string subject, issuer;    // one-line RFC 2253 form, e.g. "CN=istiod,O=example"
+  std::string serial_hex;         // lowercase, colon-separated like Vault ("3a:0f:..")
+  SystemTime not_before, not_after;  // clamped to SystemTime's range (year 9999 → ~2262)
+  std::string sha256_fingerprint;    // uppercase colon hex, like `openssl x509 -fingerprint -sha256`
+  bool is_ca = false;             // basicConstraints present with CA:TRUE
+  int path_len = -1;              // basicConstraints pathLenConstraint; -1 when absent
+  bool has_key_usage = false;     // keyUsage extension present
+  bool key_cert_sign = false;     // keyUsage present and asserts keyCertSign
+  // Short names ("serverAuth", "clientAuth", "anyExtendedKeyUsage", ...), dotted OIDs for
+  // unnamed purposes. Empty when there is no EKU extension (see has_eku).
+  std::vector<std::string> ext_key_usages;
+  bool has_eku = false;
+  bool self_signed = false;       // subject == issuer and the signature verifies with its own key
+  // "ec-256", "ec-384", "ec-521", "ec-<curve>" for other named curves, "rsa-3072",
+  // "rsa-pss-2048" (RSA-PSS-only key),
+  // "ed25519", "ed448", "dsa-2048", "unknown".
+  std::string key_description;
+  std::string signature_algorithm;  // long name, e.g. "ecdsa-with-SHA256"
+  std::string signature_digest;     // "SHA256", "SHA1", ...; empty when none (Ed25519) or unknown
+  std::vector<std::string> uri_sans, dns_sans;
+};
+
+// An X.509 certificate. Copies share the underlying object (X509_up_ref); a moved-from
+// Certificate may only be destroyed or assigned to.
+class Certificate {
+ public:
+  // Takes ownership of x (non-null).
+  static Certificate adopt(X509Ptr x);
+  // Shares x (non-null); the caller keeps its own reference.
+  static Certificate share(X509* x);
+
+  Certificate(const Certificate& other);
+  Certificate& operator=(const Certificate& other);
+  Certificate(Certificate&&) noexcept = default;
+  Certificate& operator=(Certificate&&) noexcept = default;
+  ~Certificate() = default;
+
+  CertInfo info() const;
+  // Canonical PEM re-encoded from DER: 64-column base64, one trailing "\n". Identical
+  // certificates always give identical bytes, whatever the input formatting was.
+  std::string pem() const;
+  std::string der() const;
+  bool sameAs(const Certificate& other) const;  // DER equality
+  X509* raw() const { return x_.get(); }
+
+ private:
+  explicit Certificate(X509Ptr x) : x_(std::move(x)) {}
+  X509Ptr x_;
+};
+
+// A private key (RSA or EC when it came from parsePrivateKey or generateKey). Move-only.
+class PrivateKey {
+ public:
+  static PrivateKey adopt(EvpPkeyPtr k);  // takes ownership of k (non-null)
+
+  PrivateKey(PrivateKey&&) noexcept = default;
+  PrivateKey& operator=(PrivateKey&&) noexcept = default;
+  PrivateKey(const PrivateKey&) = delete;
+  PrivateKey& operator=(const PrivateKey&) = delete;
+  ~PrivateKey() = default;
+
+  // Unencrypted PKCS#8 "PRIVATE KEY" PEM with a trailing newline; the intermediate
+  // OpenSSL buffer is wiped. Empty only if OpenSSL runs out of memory.
+  Secret pkcs8Pem() const;
+  std::string description() const;  // as CertInfo::key_description, e.g. "ec-256"
+  EVP_PKEY* raw() const { return k_.get(); }
+
+ private:
+  explicit PrivateKey(EvpPkeyPtr k) : k_(std::move(k)) {}
+  EvpPkeyPtr k_;
+};
+
+// Strict PEM certificate parsing. The input must consist of "CERTIFICATE" blocks
+// separated only by whitespace; text outside blocks, other block types, PEM headers,
+// bad base64, DER that does not parse or has trailing bytes are all kValidation errors.
+// Empty (or whitespace-only) input is an error. `what` names the input in messages
+// ("cert-chain.pem", "vault field ca-cert"); messages never quote input bytes.
+// Returns at least one certificate, in input order.
+Result<std::vector<Certificate>> parseCertificates(std::string_view pem, std::string_view what);
+
+// As parseCertificates, but exactly one certificate is required.
+Result<Certificate> parseCertificate(std::string_view pem, std::string_view what);
+
+// Accepts exactly one unencrypted "RSA PRIVATE KEY" (PKCS#1), "EC PRIVATE KEY" (SEC1) or
+// "PRIVATE KEY" (PKCS#8) block, optionally surrounded by whitespace. Rejects
+// "ENCRYPTED PRIVATE KEY", legacy encrypted PEM headers, any other block, more than one
+// block, keys whose public and private halves disagree, and key types istiod cannot use:
+// only RSA of at least 2048 bits and ECDSA on P-256, P-384 or P-521 pass (no Ed25519).
+// The PEM is read through a BIO over the Secret's own bytes (no copies); any passphrase
+// prompt is refused. kValidation on failure; the message never contains key bytes.
+Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what);
+
+// True when the certificate's public key is the public half of `key`.
+bool keyMatchesCertificate(const PrivateKey& key, const Certificate& cert);
+
+// A fresh key from OpenSSL's CSPRNG: ec with bits 256 or 384 (P-256, P-384), rsa with
+// 2048, 3072 or 4096. kInvalidArgument for other sizes, kInternal if OpenSSL fails.
+Result<PrivateKey> generateKey(KeyType type, int bits);
+
+struct CsrSpec {
+  std::string common_name;              // required, 1..64 characters (X.520 upper bound)
+  std::string organization;             // optional, at most 64 characters
+  std::vector<std::string> uri_sans;    // e.g. "spiffe://cluster.local"; ASCII, no spaces
+  bool request_ca = true;
+  int max_path_length = 0;              // with request_ca; -1 requests no path length limit
+};
+
+// PEM "CERTIFICATE REQUEST" (trailing newline), signed with SHA-256 by `key`. With
+// request_ca it asks for basicConstraints critical CA:TRUE (pathlen max_path_length) and
+// keyUsage critical keyCertSign, cRLSign; uri_sans become a subjectAltName extension.
+// kInvalidArgument for a bad spec (the message names the field).
+Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec);
+
+// Verifies `leaf` through `intermediates` (in any order; extra certificates are ignored)
+// to one of `roots` at time `at` (X509_V_FLAG_USE_CHECK_TIME, no partial chains, no system
+// trust store, no purpose/EKU check: callers apply their own EKU policy). Every
+// non-anchor issuer must be a CA. Returns the verified path leaf..root on success, or
+// kValidation with OpenSSL's verify error string (e.g. "certificate has expired"), the
+// depth and subject of the failing certificate, and a hint for the common cases.
+Result<std::vector<Certificate>> verifyChain(const Certificate& leaf,
+                                             const std::vector<Certificate>& intermediates,
+                                             const std::vector<Certificate>& roots, SystemTime at);
+
+// Concatenated canonical PEM of each certificate, in order.
+std::string toPem(const std::vector<Certificate>& certs);
+
+// RFC 3339 UTC with second precision: "2026-11-23T15:04:05Z".
+std::string formatTime(SystemTime t);
+
+}  // namespace cacerts
