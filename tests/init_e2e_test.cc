@@ -308,3 +308,50 @@ TEST_CASE("init publishes the tls layout and never both layouts", "[init-e2e]") 
 }
 
 }  // namespace cacerts::testing
+
+namespace cacerts::testing {
+
+TEST_CASE("republishing identical material changes nothing, byte for byte", "[init-e2e]") {
+  E2eVault v;
+  TempDir out;
+  const auto args = concat(concat({"init", "--dir", out.path()}, v.connectArgs()),
+                           concat({"--auth-method", "token", "--token-file", v.tokenFile()}, E2eVault::kvArgs()));
+  REQUIRE(v.run(args).exit_code == 0);
+  const auto first = snapshotTree(out.path());
+  const auto again = v.run(args);
+  REQUIRE(again.exit_code == 0);
+  CHECK_THAT(again.err, Catch::Contains("changed=false"));
+  CHECK(snapshotTree(out.path()) == first);
+  v.scanForSecrets();
+}
+
+TEST_CASE("init verifies Vault's certificate against a server-name override", "[init-e2e]") {
+  E2eVault v;
+  TempDir out;
+  const auto base = concat(concat({"init", "--dir", out.path()}, v.connectArgs()),
+                           concat({"--auth-method", "token", "--token-file", v.tokenFile()}, E2eVault::kvArgs()));
+  SECTION("a name the certificate carries is accepted") {
+    const auto r = v.run(concat(base, {"--vault-tls-server-name", "vault.test"}));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+  }
+  SECTION("a name it does not carry is refused as a configuration error") {
+    const auto r = v.run(concat(base, {"--vault-tls-server-name", "not-vault.example"}));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--vault-tls-server-name"));
+    CHECK(snapshotTree(out.path()).empty());
+  }
+  SECTION("VAULT_SKIP_VERIFY connects without verification and warns loudly") {
+    const TestCa other = makeRoot("Not Vault's CA");
+    const std::string wrong = v.workDir() + "/wrong-ca.pem";
+    writeFile(wrong, other.cert.pem());
+    const auto r = v.run(concat(base, {"--vault-cacert", wrong}), {{"VAULT_SKIP_VERIFY", "true"}});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("event=insecure_tls"));
+    CHECK(v.run(concat(base, {"--vault-cacert", wrong}), {{"VAULT_SKIP_VERIFY", "maybe"}}).exit_code == 2);
+  }
+  v.scanForSecrets();
+}
+
+}  // namespace cacerts::testing

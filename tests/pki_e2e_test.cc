@@ -209,3 +209,29 @@ TEST_CASE("pki failures leave the previous generation byte-identical", "[pki-e2e
 }
 
 }  // namespace cacerts::testing
+
+namespace cacerts::testing {
+
+TEST_CASE("pki init copes with older Vault response shapes", "[pki-e2e]") {
+  PkiVault p;
+  VaultBehaviour old;
+  SECTION("ca_chain without the new certificate, expiration as a string (before 1.11)") {
+    old.pki_legacy_ca_chain = true;
+    old.pki_expiration_as_string = true;
+  }
+  SECTION("issuer listing forbidden: falls back to the chain's root and says so") {
+    old.pki_unauthenticated_issuer_list = false;
+    REQUIRE(p.vault.server().setPolicy("", "signer", {{"pki/mesh/root/sign-intermediate", {"update"}}}));
+  }
+  p.vault.server().setBehaviour(old);
+  TempDir out;
+  const auto r = p.vault.run(p.args(out));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(readFile(out.file("root-cert.pem")) == p.root_pem);
+  CHECK(readFile(out.file("cert-chain.pem")) == readFile(out.file("ca-cert.pem")) + p.root_pem);
+  if (!old.pki_unauthenticated_issuer_list) CHECK_THAT(r.err, Catch::Contains("event=pki_issuers_unlisted"));
+  p.vault.scanForSecrets();
+}
+
+}  // namespace cacerts::testing
