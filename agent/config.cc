@@ -148,17 +148,24 @@ ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {
   auto* check = app.add_subcommand("check", "Report whether istiod would accept a cacerts directory");
   auto* rotate = app.add_subcommand("rotate", "Ask the running sidecar to renew now");
   app.add_subcommand("version", "Print the version");
+  // Options are attached only to the subcommand named on the command line: CLI11 2.1 reads
+  // the environment for every registered option, even of subcommands that were not
+  // chosen, and would let an environment variable overwrite a flag bound to the same field.
+  const std::string chosen = argc > 1 ? argv[1] : "";
   for (auto* sub : {init, sidecar}) {
+    if (sub->get_name() != chosen) continue;
     addVaultOptions(sub, c, raw);
     addSourceAndOutputOptions(sub, c, raw);
     addLogOptions(sub, c);
   }
-  addSidecarOptions(sidecar, c, raw);
-  opt(check, "--dir", c.dir, "Directory to check");
-  check->add_flag("--json", c.json, "Print the report as JSON");
-  opt(check, "--min-remaining", raw.min_remaining, "Report material with less remaining lifetime as not acceptable");
-  addLogOptions(check, c);
-  opt(rotate, "--listen", c.sidecar.listen, "The sidecar's --listen address");
+  if (chosen == "sidecar") addSidecarOptions(sidecar, c, raw);
+  if (chosen == "check") {
+    opt(check, "--dir", c.dir, "Directory to check");
+    check->add_flag("--json", c.json, "Print the report as JSON");
+    opt(check, "--min-remaining", raw.min_remaining, "Report material with less remaining lifetime as not acceptable");
+    addLogOptions(check, c);
+  }
+  if (chosen == "rotate") opt(rotate, "--listen", c.sidecar.listen, "The sidecar's --listen address");
 
   try {
     app.parse(argc, argv);

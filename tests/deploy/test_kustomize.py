@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""kustomize components and post-render.sh over istiod manifests rendered by the Istio chart."""
+
+import sys
+
+sys.dont_write_bytecode = True
+
+import copy  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import unittest  # noqa: E402
+
+from deploy_support import (  # noqa: E402
+    COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, POST_RENDER, VARIANTS,
+    ContractAssertions, by_name, dump_docs, env_map, is_istiod_deployment, kustomize_with_components,
+    load_docs, pod_spec, post_render, read_testdata, read_yaml_file, require_kubectl, run,
+    run_tests, strip_kustomize_changes)
+
+def setUpModule():
+    require_kubectl()
+
+
+INPUTS = ("istiod-1.24-chart-full.yaml", "istiod-1.24-deployment.yaml", "istiod-1.30-deployment.yaml")
+
+
+def renamed(docs, name, revision=None):
+    """The 1.30 Deployment as a revisioned or release-prefixed install would name it."""
+    out = copy.deepcopy(docs)
+    for d in out:
+        if is_istiod_deployment(d):
+            d["metadata"]["name"] = name
+            if revision:
+                for labels in (d["metadata"]["labels"], d["spec"]["template"]["metadata"]["labels"]):
+                    labels["istio.io/rev"] = revision
+                d["spec"]["selector"]["matchLabels"] = {"app": "istiod", "istio.io/rev": revision}
+    return out
+
+
+class KustomizeComponentTest(ContractAssertions):
+    """Each variant, applied by `kubectl kustomize` to real chart output."""
+
+    def checkVariant(self, input_text, variant):
+        before = load_docs(input_text)
+        after = load_docs(kustomize_with_components(input_text, VARIANTS[variant]))
+        originals = {d["metadata"]["name"]: d for d in before if is_istiod_deployment(d)}
+        for deployment in self.patchedIstiods(after):
+            self.assertKustomizePod(deployment, variant)
+        strips = {name: strip_kustomize_changes(d) for name, d in originals.items()}
+        self.assertOnlyIntendedChanges(before, after,
+                                       lambda d: strips[d["metadata"]["name"]](d))
+        return after
+
+    def test_every_variant_patches_the_captured_istiod_manifests(self):
+        for name in INPUTS:
+            for variant in VARIANTS:
+                with self.subTest(input=name, variant=variant):
+                    self.checkVariant(read_testdata(name), variant)
+
+    def test_the_full_chart_output_keeps_every_other_document(self):
+        text = read_testdata("istiod-1.24-chart-full.yaml")
+        after = self.checkVariant(text, "sidecar")
+        kinds = sorted(d["kind"] for d in after)
+        self.assertIn("MutatingWebhookConfiguration", kinds)
+        self.assertEqual(len(after), len(load_docs(text)))
+        self.assertGreater(len(after), 10)
+
+    def test_a_revisioned_istiod_is_patched(self):
+        docs = renamed(load_docs(read_testdata("istiod-1.30-deployment.yaml")), "istiod-canary", "canary")
+        for variant in VARIANTS:
+            with self.subTest(variant=variant):
+                after = self.checkVariant(dump_docs(docs), variant)
+                self.assertEqual([d["metadata"]["name"] for d in after if is_istiod_deployment(d)],
+                                 ["istiod-canary"])
+
+    def test_a_release_prefixed_istiod_is_patched(self):
+        docs = renamed(load_docs(read_testdata("istiod-1.30-deployment.yaml")), "myrelease-istiod")
+        after = self.checkVariant(dump_docs(docs), "sidecar")
+        self.assertEqual([d["metadata"]["name"] for d in after if is_istiod_deployment(d)],
+                         ["myrelease-istiod"])
+
+    def test_two_istiod_revisions_in_one_stream_are_both_patched(self):
+        base = load_docs(read_testdata("istiod-1.30-deployment.yaml"))
+        docs = base + renamed(base, "istiod-canary", "canary")
+        after = self.checkVariant(dump_docs(docs), "native-sidecar")
+        self.assertEqual(len(self.patchedIstiods(after)), 2)
+
+    def test_a_deployment_without_the_istiod_label_is_left_alone(self):
+        docs = load_docs(read_testdata("istiod-1.30-deployment.yaml"))
+        docs[0]["metadata"]["labels"]["app"] = "something-else"
+        text = dump_docs(docs)
+        self.assertEqual(load_docs(kustomize_with_components(text, ["sidecar"])), docs)
+
+    def test_contract_checks_fail_on_unpatched_output(self):
+        # The assertions above must not be able to pass when the patch matched nothing.
+        docs = load_docs(read_testdata("istiod-1.24-chart-full.yaml"))
+        with self.assertRaises(AssertionError):
+            self.patchedIstiods(docs)
+        deployment = next(d for d in docs if is_istiod_deployment(d))
+        for variant in VARIANTS:
+            with self.subTest(variant=variant), self.assertRaises(AssertionError):
+                self.assertKustomizePod(deployment, variant)
+
+    def test_multiroot_without_its_variant_is_caught(self):
+        # Listing multiroot for the wrong variant leaves an agent container without an image.
+        out = load_docs(kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"),
+                                                  ["native-sidecar", "multiroot"]))
+        with self.assertRaises(AssertionError):
+            self.assertKustomizePod(out[0], "native-sidecar multiroot")
+
+
+class PostRenderTest(ContractAssertions):
+    """kustomize/post-render.sh as Helm and istioctl users run it."""
+
+    def test_post_render_output_equals_direct_kustomize(self):
+        for name in INPUTS:
+            text = read_testdata(name)
+            for variant, components in VARIANTS.items():
+                with self.subTest(input=name, variant=variant):
+                    result = post_render(text, variant.split())
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertEqual(result.stdout, kustomize_with_components(text, components))
+                    self.assertKustomizePod(self.patchedIstiods(load_docs(result.stdout))[0], variant)
+
+    def test_the_default_variant_is_the_sidecar_pair(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        result = post_render(text)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, kustomize_with_components(text, ["sidecar"]))
+
+    def test_works_from_any_directory_and_through_a_symlink(self):
+        text = read_testdata("istiod-1.24-deployment.yaml")
+        expected = kustomize_with_components(text, ["sidecar"])
+        with tempfile.TemporaryDirectory() as tmp:
+            link = os.path.join(tmp, "renderer")
+            os.symlink(POST_RENDER, link)
+            result = run([link], input=text, cwd=tmp)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(result.stdout, expected)
+            result = run([POST_RENDER], input=text, cwd="/")
+            self.assertEqual(result.stdout, expected)
+
+    def test_temporary_files_are_removed_on_success_and_failure(self):
+        text = read_testdata("istiod-1.24-deployment.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, TMPDIR=tmp)
+            self.assertEqual(post_render(text, env=env).returncode, 0)
+            self.assertEqual(os.listdir(tmp), [])
+            self.assertNotEqual(post_render("kind: [unbalanced", env=env).returncode, 0)
+            self.assertEqual(os.listdir(tmp), [])
+            self.assertNotEqual(post_render(text, ["bogus"], env=env).returncode, 0)
+            self.assertEqual(os.listdir(tmp), [])
+
+    def test_fails_loudly_when_nothing_was_patched(self):
+        docs = load_docs(read_testdata("istiod-1.24-chart-full.yaml"))
+        without = dump_docs([d for d in docs if not is_istiod_deployment(d)])
+        relabelled = load_docs(read_testdata("istiod-1.30-deployment.yaml"))
+        relabelled[0]["metadata"]["labels"]["app"] = "pilot"
+        for text in (without, dump_docs(relabelled), ""):
+            with self.subTest(text=text[:40]):
+                result = post_render(text)
+                self.assertEqual(result.returncode, 1)
+                self.assertEqual(result.stdout, "")
+                self.assertIn("post-render.sh:", result.stderr)
+
+    def test_rejects_bad_arguments(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for args in (["bogus"], ["sidecar", "native-sidecar"], ["init-only", "multiroot"]):
+            with self.subTest(args=args):
+                result = post_render(text, args)
+                self.assertEqual(result.returncode, 2)
+                self.assertEqual(result.stdout, "")
+                self.assertIn(args[-1], result.stderr)
+
+    def test_fails_loudly_without_kubectl_or_kustomize(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            # Everything the script uses except kubectl and kustomize.
+            for tool in ("bash", "cat", "cp", "dirname", "grep", "mktemp", "readlink", "rm", "sed"):
+                path = run(["sh", "-c", f"command -v {tool}"]).stdout.strip()
+                self.assertTrue(path, tool)
+                os.symlink(path, os.path.join(tmp, tool))
+            result = run([os.path.join(tmp, "bash"), POST_RENDER], input=text, env={"PATH": tmp})
+            self.assertEqual(result.returncode, 127)
+            self.assertIn("kubectl", result.stderr)
+            self.assertEqual(result.stdout, "")
+
+
+class SingleSourceTest(ContractAssertions):
+    """The agent containers of every variant and of the Helm values files agree, so the install
+    paths cannot drift apart."""
+
+    def kustomizeAgents(self):
+        """name -> container, from the component files as written."""
+        native = read_yaml_file(os.path.join(COMPONENTS_DIR, "native-sidecar", "native-sidecar.yaml"))
+        init = read_yaml_file(os.path.join(COMPONENTS_DIR, "init-only", "init-container.yaml"))
+        sidecar = read_yaml_file(os.path.join(COMPONENTS_DIR, "sidecar", "sidecar-container.yaml"))
+        self.assertEqual([op["op"] for op in sidecar], ["add"])
+        return {
+            "native": pod_spec(native)["initContainers"][0],
+            "init": pod_spec(init)["initContainers"][0],
+            "sidecar": sidecar[0]["value"],
+        }
+
+    def valuesAgents(self):
+        native = read_yaml_file(os.path.join(HELM_VALUES_DIR, "values-native-sidecar.yaml"))
+        init = read_yaml_file(os.path.join(HELM_VALUES_DIR, "values-init-only.yaml"))
+        return native, init
+
+    def test_values_files_configure_the_agent_like_the_kustomize_patch(self):
+        agents = self.kustomizeAgents()
+        native_values, init_values = self.valuesAgents()
+        for values, ours in ((native_values, agents["native"]), (init_values, agents["init"])):
+            with self.subTest(container=ours["name"]):
+                self.assertEqual(len(values["initContainers"]), 1)
+                theirs = values["initContainers"][0]
+                self.assertEqual(as_kustomize_dir(theirs), ours)
+
+    def test_values_files_define_the_agent_volumes_like_the_kustomize_patch(self):
+        patch = read_yaml_file(os.path.join(COMPONENTS_DIR, "agent-volumes", "volumes.yaml"))
+        ours = by_name(pod_spec(patch)["volumes"])
+        for values in self.valuesAgents():
+            theirs = by_name(values["volumes"])
+            for name in ("cacerts-agent-vault-token", "cacerts-agent-vault-ca"):
+                self.assertEqual(theirs[name], ours[name])
+            expected_dir = dict(ours["cacerts"], name="cacerts-memory")
+            del expected_dir["secret"]
+            self.assertEqual(theirs["cacerts-memory"], expected_dir)
+            self.assertEqual(values["env"], {"ROOT_CA_DIR": "/var/run/secrets/istiod/cacerts"})
+            self.assertEqual(values["volumeMounts"], [{
+                "name": "cacerts-memory", "mountPath": "/var/run/secrets/istiod/cacerts",
+                "readOnly": True}])
+
+    def test_the_sidecar_runs_like_the_native_sidecar_and_the_init_container(self):
+        agents = self.kustomizeAgents()
+        native = dict(agents["native"])
+        self.assertEqual(native.pop("restartPolicy"), "Always")
+        native.pop("startupProbe")
+        self.assertEqual(agents["sidecar"], native)
+        init = agents["init"]
+        for key in ("image", "envFrom", "resources", "securityContext", "volumeMounts"):
+            self.assertEqual(init[key], native[key], key)
+        native_env = env_map(native)
+        for key, value in env_map(init).items():
+            self.assertEqual(native_env[key], value, key)
+        self.assertEqual(init["args"], ["init"])
+        self.assertEqual(native["args"], ["sidecar"])
+
+
+def as_kustomize_dir(container):
+    """A values-file container with its CA directory moved back to /etc/cacerts."""
+    c = copy.deepcopy(container)
+    for e in c["env"]:
+        if e["name"] == "CACERTS_AGENT_DIR":
+            e["value"] = "/etc/cacerts"
+    for m in c["volumeMounts"]:
+        if m["name"] == "cacerts-memory":
+            m["name"], m["mountPath"] = "cacerts", "/etc/cacerts"
+    return c
+
+
+class AgentConfigMapTest(unittest.TestCase):
+    """The ConfigMaps users edit (kustomize/config/kv and pki)."""
+
+    # Set on the containers themselves; a ConfigMap value would be silently overridden.
+    kContainerOwned = {"CACERTS_AGENT_DIR", "CACERTS_AGENT_JWT_FILE", "VAULT_CACERT",
+                       "CACERTS_AGENT_LISTEN", "CACERTS_AGENT_ISTIOD_METRICS_URL",
+                       "CACERTS_AGENT_ISTIOD_MULTIROOT"}
+
+    def render(self, source):
+        result = run(["kubectl", "kustomize", os.path.join(KUSTOMIZE_DIR, "config", source)])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        docs = load_docs(result.stdout)
+        self.assertEqual(len(docs), 1)
+        cm = docs[0]
+        self.assertEqual((cm["kind"], cm["metadata"]["name"], cm["metadata"]["namespace"]),
+                         ("ConfigMap", CONFIGMAP, "istio-system"))
+        return cm["data"]
+
+    def test_kv_config_names_the_kv_fields(self):
+        data = self.render("kv")
+        self.assertEqual(data["CACERTS_AGENT_SOURCE"], "kv")
+        for key in ("CACERTS_AGENT_KV_CERT", "CACERTS_AGENT_KV_KEY", "CACERTS_AGENT_KV_CHAIN",
+                    "CACERTS_AGENT_KV_ROOT"):
+            self.assertRegex(data[key], r"^vault:[^#]+#[a-z-]+$", key)
+        self.assertFalse([k for k in data if k.startswith("CACERTS_AGENT_PKI_")])
+
+    def test_pki_config_names_the_sign_path(self):
+        data = self.render("pki")
+        self.assertEqual(data["CACERTS_AGENT_SOURCE"], "pki")
+        self.assertTrue(data["CACERTS_AGENT_PKI_SIGN_PATH"].endswith("/sign-intermediate"))
+        self.assertFalse([k for k in data if k.startswith("CACERTS_AGENT_KV_")])
+
+    def test_configs_hold_only_user_settings_as_strings(self):
+        for source in ("kv", "pki"):
+            with self.subTest(source=source):
+                data = self.render(source)
+                self.assertFalse(set(data) & self.kContainerOwned)
+                self.assertTrue(all(isinstance(v, str) for v in data.values()))
+                self.assertTrue(data["VAULT_ADDR"].startswith("https://"))
+                for key in ("CACERTS_AGENT_AUTH_METHOD", "CACERTS_AGENT_AUTH_MOUNT",
+                            "CACERTS_AGENT_AUTH_ROLE", "CACERTS_AGENT_LAYOUT"):
+                    self.assertIn(key, data)
+
+
+if __name__ == "__main__":
+    run_tests()
