@@ -146,18 +146,27 @@ Result<CaMaterial> KvSource::load() {
 }
 
 Result<std::optional<std::string>> KvSource::versionStamp() {
-  std::string stamp;
-  for (const KvRef* ref : {&refs_.cert, &refs_.key}) {
+  std::vector<const KvRef*> refs = {&refs_.cert, &refs_.key};
+  if (refs_.chain) refs.push_back(&*refs_.chain);
+  if (refs_.root) refs.push_back(&*refs_.root);
+  // One metadata read per secret: fields of one secret share a version, and reading it
+  // twice could straddle a write and report a change that is already over.
+  std::map<std::string, std::string> versions;  // metadata path (or pinned ref) -> version
+  for (const KvRef* ref : refs) {
     ASSIGN_OR_RETURN(KvLocation where, locate(ref->path));
     if (where.kv_version != 2) return std::optional<std::string>();
     if (ref->version > 0) {
-      stamp += where.relative + "@" + std::to_string(ref->version) + ";";
+      versions[where.relative + "#" + std::to_string(ref->version)] = std::to_string(ref->version);
       continue;
     }
-    ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", where.metadataPath()));
+    const std::string path = where.metadataPath();
+    if (versions.count(path) != 0) continue;
+    ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
     const auto& data = r.body.is_object() ? r.body.value("data", nlohmann::json()) : nlohmann::json();
-    stamp += where.relative + "@" + std::to_string(data.is_object() ? data.value("current_version", 0) : 0) + ";";
+    versions[path] = std::to_string(data.is_object() ? data.value("current_version", 0) : 0);
   }
+  std::string stamp;
+  for (const auto& [where, version] : versions) stamp += where + "@" + version + ";";
   return std::optional<std::string>(stamp);
 }
 

@@ -182,6 +182,16 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
   return orderTrustBundle(std::move(roots), now);
 }
 
+Result<std::optional<std::string>> PkiSource::changeStamp() {
+  ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
+  ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(mount, {}));
+  // Empty only when the issuers cannot be listed: then there is nothing cheap to compare.
+  if (roots.empty()) return std::optional<std::string>();
+  std::string stamp;
+  for (const auto& r : roots) stamp += r.info().sha256_fingerprint + ";";
+  return std::optional<std::string>(stamp);
+}
+
 Result<CaMaterial> PkiSource::load() {
   ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
   ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());

@@ -34,6 +34,9 @@ class PkiSource final : public CaSource {
       : vault_(vault), settings_(std::move(settings)), ttl_(ttl), min_remaining_(min_remaining), clock_(clock) {}
   Result<CaMaterial> load() override;
   std::string describe() const override { return "pki " + settings_.sign_path; }
+  // SHA-256 fingerprints of the mount's trusted roots (LIST issuers + one read per
+  // issuer, nothing signed). nullopt when the issuers cannot be listed.
+  Result<std::optional<std::string>> changeStamp() override;
 
  private:
   struct KeyAndCsr {

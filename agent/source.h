@@ -3,6 +3,7 @@
 // unchecked material on disk.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "agent/ca_bundle.h"
@@ -17,6 +18,11 @@ class CaSource {
   virtual Result<CaMaterial> load() = 0;
   // "kv secret/data/istio/cacerts" — for logs.
   virtual std::string describe() const = 0;
+  // The sidecar's cheap check between renewals; it issues nothing and reads no key. The
+  // stamp changes whenever Vault's side changed in a way load() would reflect (KV v2: the
+  // secrets' current versions; PKI: the mount's trust set). nullopt: this source has no
+  // cheap check, callers load() and compare instead. Errors as for load().
+  virtual Result<std::optional<std::string>> changeStamp() { return std::optional<std::string>(); }
 };
 
 }  // namespace cacerts

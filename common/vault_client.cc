@@ -260,6 +260,8 @@ Status VaultClient::refreshTokenIfExpiring(Duration floor) {
   const Duration ttl = token_->ttl;
   const auto remaining = std::chrono::duration_cast<Duration>(token_obtained_ + ttl - clock_.now());
   if (remaining >= std::max(ttl / 3, floor)) return ok();
+  // Too late to renew: the next call logs in again (ensureToken uses the same margin).
+  if (remaining < std::chrono::seconds(5)) return ok();
   if (!token_->renewable) {
     if (remaining < floor) {
       spdlog::info("event=vault_token_expiring action=relogin remaining_ms={}", remaining.count());

@@ -1,0 +1,527 @@
+#include "agent/rotator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "agent/agent_metrics.h"
+#include "agent/layout.h"
+
+namespace cacerts {
+namespace {
+
+constexpr Duration kMinPollInterval{100};
+
+double epochSeconds(SystemTime t) {
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+}
+
+// The root a validated bundle's path ends in (assembleAndValidate puts it last).
+std::optional<Certificate> anchorOf(const ValidatedBundle& bundle) {
+  Result<std::vector<Certificate>> chain = parseCertificates(bundle.cert_chain_pem, "cert-chain");
+  if (!chain || chain->empty()) return std::nullopt;
+  return chain->back();
+}
+
+std::vector<Certificate> certificatesOf(const std::string& pem) {
+  Result<std::vector<Certificate>> certs = parseCertificates(pem, "root bundle");
+  return certs ? std::move(certs).value() : std::vector<Certificate>{};
+}
+
+}  // namespace
+
+Rotator::Rotator(CaSource& source, AtomicDirWriter& writer, ReloadConfirmer& confirmer, Metrics& metrics,
+                 Clock& clock, Random& random, RotatorSettings settings)
+    : source_(source),
+      writer_(writer),
+      confirmer_(confirmer),
+      metrics_(metrics),
+      clock_(clock),
+      random_(random),
+      settings_(std::move(settings)) {
+  // A zero interval would poll Vault in a tight loop.
+  settings_.poll_interval = std::max(settings_.poll_interval, kMinPollInterval);
+}
+
+std::string_view Rotator::triggerName(Trigger trigger) {
+  switch (trigger) {
+    case Trigger::kScheduled: return "scheduled";
+    case Trigger::kForced: return "forced";
+    case Trigger::kRetry: return "retry";
+    case Trigger::kRootSwitch: return "root_switch";
+    case Trigger::kPoll: return "poll";
+    case Trigger::kRetireCheck: return "retire_check";
+    case Trigger::kStartup: return "startup";
+  }
+  return "unknown";
+}
+
+Status Rotator::run(RotatorControl& control) {
+  control_ = &control;
+  adopt();
+  if (!current_) {
+    RETURN_IF_ERROR(publishFirst(control));
+    if (!current_) return ok();  // stopped before anything was published
+  }
+  next_poll_ = clock_.now() + settings_.poll_interval;
+  for (;;) {
+    if (control.stop.load()) return ok();
+    if (fatal_) return *fatal_;
+    const SystemTime now = clock_.now();
+    if (control.rotate.exchange(false)) {
+      renew(Trigger::kForced);
+      continue;
+    }
+    if (now >= renewalDue()) {
+      const bool switching = current_->state.phase == RootPhase::kPropagating &&
+                             now >= current_->state.since + settings_.roots.propagation;
+      renew(retry_at_ ? Trigger::kRetry : switching ? Trigger::kRootSwitch : Trigger::kScheduled);
+      continue;
+    }
+    if (const auto at = retireCheckAt(); at && now >= *at) {
+      retireCheck();
+      continue;
+    }
+    if (pollActive(now) && now >= next_poll_) {
+      poll();
+      continue;
+    }
+    updateMetrics();
+    // Rounded up: a wait truncated to zero would spin on a clock that only moves when slept on.
+    clock_.sleepFor(std::chrono::ceil<Duration>(nextWake(now) - now));
+  }
+}
+
+Readiness Rotator::readiness() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  if (!ready_until_) return {false, "no valid generation published yet"};
+  if (clock_.now() >= *ready_until_) {
+    return {false, "the published ca-cert expired at " + formatTime(*ready_until_)};
+  }
+  return {true, ""};
+}
+
+void Rotator::adopt() {
+  std::string layout;
+  Result<CaMaterial> published = readPublished(writer_, layout);
+  if (!published) {
+    if (published.error().code == ErrorCode::kNotFound) {
+      spdlog::info("event=nothing_published dir={}", writer_.dir());
+    } else {
+      spdlog::warn("event=published_unusable dir={} action=replace error=\"{}\"", writer_.dir(),
+                   published.error().message);
+    }
+    return;
+  }
+  ValidationOptions options;
+  options.now = clock_.now();
+  options.min_remaining = Duration::zero();  // only "valid now": renewal time decides the rest
+  Result<ValidatedBundle> bundle = assembleAndValidate(*published, options);
+  if (!bundle) {
+    spdlog::warn("event=published_invalid dir={} action=replace error=\"{}\"", writer_.dir(), bundle.error().message);
+    stale_roots_pem_ = published->root_pem;
+    return;
+  }
+  RootState state;
+  Result<std::map<std::string, Secret>> hidden = writer_.readCurrent({}, {kRootStateFile});
+  if (hidden && hidden->count(kRootStateFile) != 0) {
+    Result<RootState> decoded = decodeRootState(hidden->at(kRootStateFile).view());
+    if (decoded) {
+      state = *decoded;
+    } else {
+      spdlog::warn("event=root_state_unreadable dir={} action=assume_phase_none error=\"{}\"", writer_.dir(),
+                   decoded.error().message);
+    }
+  }
+  Current c;
+  c.material = std::move(published).value();
+  c.ca_cert = bundle->ca_cert;
+  c.roots = certificatesOf(c.material.root_pem);
+  c.anchor = anchorOf(*bundle);
+  c.state = state;
+  setCurrent(std::move(c), /*redraw_renewal=*/true);
+  metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
+  const auto generation = writer_.currentGeneration();
+  spdlog::info("event=adopted dir={} generation={} layout={} serial={} not_after={} renew_at={} root_phase={}",
+               writer_.dir(), generation ? *generation : std::string("?"), layout, current_->ca_cert.serial_hex,
+               formatTime(current_->ca_cert.not_after), formatTime(current_->renew_at),
+               static_cast<int>(current_->state.phase));
+}
+
+Status Rotator::publishFirst(RotatorControl& control) {
+  trigger_ = Trigger::kStartup;
+  const SystemTime deadline = clock_.now() + settings_.startup_timeout;
+  for (int attempt = 0;; ++attempt) {
+    if (control.stop.load()) return ok();
+    control.rotate.store(false);  // a first publish is already happening
+    Result<Applied> applied = [&]() -> Result<Applied> {
+      ASSIGN_OR_RETURN(CaMaterial material, source_.load());
+      return apply(std::move(material), std::nullopt);
+    }();
+    if (applied && current_) {
+      metrics_.incCounter(kMetricRotations, {{"result", "success"}});
+      metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
+      return ok();
+    }
+    const Error error = applied ? Error{ErrorCode::kValidation, applied->note.empty() ? "nothing could be published"
+                                                                                      : applied->note}
+                                : applied.error();
+    metrics_.incCounter(kMetricRotations, {{"result", "failure"}});
+    if (control.stop.load()) return ok();
+    if (!isTransient(error.code)) return error;
+    const SystemTime now = clock_.now();
+    if (now >= deadline) {
+      return Error{ErrorCode::kDeadlineExceeded,
+                   error.message + " (nothing valid published within --timeout; gave up after " +
+                       std::to_string(attempt + 1) + " attempts)"};
+    }
+    const Duration wait = capWait(backoffDelay(attempt, settings_.retry, random_.uniform01()), now, deadline);
+    spdlog::warn("event=publish_failed trigger=startup attempt={} code={} retry_in_ms={} error=\"{}\"", attempt + 1,
+                 toString(error.code), wait.count(), error.message);
+    clock_.sleepFor(wait);
+  }
+}
+
+void Rotator::renew(Trigger trigger) {
+  trigger_ = trigger;
+  const bool due = clock_.now() >= renewalDue();
+  Result<Applied> applied = [&]() -> Result<Applied> {
+    ASSIGN_OR_RETURN(CaMaterial material, source_.load());
+    return apply(std::move(material), std::nullopt);
+  }();
+  if (!applied) {
+    fail(applied.error(), "failure");
+    return;
+  }
+  const Applied& a = *applied;
+  if (a.renewed) {
+    failures_ = 0;
+    retry_at_.reset();
+    last_error_.reset();
+    const SystemTime now = clock_.now();
+    metrics_.incCounter(kMetricRotations, {{"result", "success"}});
+    metrics_.setGauge(kMetricLastSuccess, epochSeconds(now));
+    if (current_->renew_at <= now) {
+      // Vault issued something that is due at once (a TTL clamped to about --renew-before):
+      // renewing in a tight loop would only mint more of them.
+      retry_at_ = now + std::max(settings_.retry.initial, kMinBackoffDelay);
+      spdlog::warn("event=renewal_due_at_once serial={} not_after={} retry_at={} message=\"the new certificate is "
+                   "already due for renewal; its lifetime is too short for --renew-before/--renew-fraction\"",
+                   current_->ca_cert.serial_hex, formatTime(current_->ca_cert.not_after), formatTime(*retry_at_));
+    }
+    updateMetrics();
+    return;
+  }
+  if (a.deferred_until) {
+    const SystemTime now = clock_.now();
+    retry_at_ = std::min(*a.deferred_until, current_->ca_cert.not_after);
+    if (a.published) metrics_.setGauge(kMetricLastSuccess, epochSeconds(now));
+    metrics_.incCounter(kMetricRotations, {{"result", "deferred"}});
+    spdlog::info("event=renew_deferred trigger={} until={} reason=\"{}\"", triggerName(trigger),
+                 formatTime(*retry_at_), a.note);
+    if (now >= current_->ca_cert.not_after) {
+      fatal_ = Error{ErrorCode::kValidation, "the published ca-cert expired at " +
+                                                 formatTime(current_->ca_cert.not_after) +
+                                                 " while the next intermediate waited for root propagation; "
+                                                 "--renew-before must exceed --root-propagation"};
+    }
+    updateMetrics();
+    return;
+  }
+  if (a.blocked) {
+    fail(Error{ErrorCode::kValidation, "root change refused: " + a.note}, "blocked");
+    return;
+  }
+  if (!a.published) {
+    fail(Error{ErrorCode::kValidation, a.note.empty() ? "nothing to publish" : a.note}, "failure");
+    return;
+  }
+  // Vault handed back the certificate that is already published (a KV secret not yet
+  // rotated by its owner).
+  if (trigger == Trigger::kForced && !due) {
+    spdlog::info("event=renew_unchanged trigger=forced source=\"{}\" serial={}", source_.describe(),
+                 current_->ca_cert.serial_hex);
+    return;
+  }
+  fail(Error{ErrorCode::kValidation, source_.describe() + " still holds the published certificate (serial " +
+                                         current_->ca_cert.serial_hex + ", not_after " +
+                                         formatTime(current_->ca_cert.not_after) +
+                                         "), which is due for renewal; store a renewed one there"},
+       "failure");
+}
+
+void Rotator::poll() {
+  trigger_ = Trigger::kPoll;
+  next_poll_ = clock_.now() + settings_.poll_interval;
+  Result<std::optional<std::string>> stamp = source_.changeStamp();
+  if (!stamp) {
+    spdlog::warn("event=poll_failed source=\"{}\" code={} error=\"{}\"", source_.describe(),
+                 toString(stamp.error().code), stamp.error().message);
+    return;
+  }
+  if (stamp->has_value()) {
+    if (have_stamp_ && last_stamp_ == *stamp) return;
+    spdlog::info("event=source_changed source=\"{}\" first_check={}", source_.describe(), !have_stamp_);
+    have_stamp_ = true;
+    last_stamp_ = *stamp;
+  } else if (!settings_.poll_always) {
+    return;  // no cheap check, and load() would issue a certificate
+  }
+  Result<CaMaterial> loaded = source_.load();
+  if (!loaded) {
+    have_stamp_ = false;  // look again at the next poll
+    spdlog::warn("event=poll_failed source=\"{}\" code={} error=\"{}\"", source_.describe(),
+                 toString(loaded.error().code), loaded.error().message);
+    return;
+  }
+  Result<Applied> applied = apply(std::move(loaded).value(), std::nullopt);
+  if (!applied) {
+    // Not retried until the source changes again: the current generation stays valid.
+    metrics_.incCounter(kMetricRotations, {{"result", "failure"}});
+    spdlog::error("event=source_change_rejected source=\"{}\" code={} action=keep_current error=\"{}\"",
+                  source_.describe(), toString(applied.error().code), applied.error().message);
+    return;
+  }
+  if (applied->renewed) {
+    failures_ = 0;
+    retry_at_.reset();
+    last_error_.reset();
+    metrics_.incCounter(kMetricRotations, {{"result", "success"}});
+    metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
+  } else if (applied->deferred_until && !retry_at_) {
+    retry_at_ = std::min(*applied->deferred_until, current_->ca_cert.not_after);
+  }
+  updateMetrics();
+}
+
+void Rotator::retireCheck() {
+  trigger_ = Trigger::kRetireCheck;
+  retire_checked_ = true;
+  Result<Applied> applied = apply(std::nullopt, last_vault_roots_);
+  if (!applied) {
+    spdlog::error("event=root_retire_failed code={} error=\"{}\"", toString(applied.error().code),
+                  applied.error().message);
+  } else if (!applied->published) {
+    spdlog::info("event=root_retire_waiting message=\"the old root is still trusted by Vault; checking every poll "
+                 "interval\"");
+  }
+  updateMetrics();
+}
+
+Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
+                                        std::optional<std::vector<Certificate>> vault) {
+  const SystemTime now = clock_.now();
+  RootInputs in;
+  in.now = now;
+  if (current_) {
+    in.published_pem = current_->material.root_pem;
+    in.published = current_->roots;
+    in.current_anchor = current_->anchor;
+    in.state = current_->state;
+  } else if (!stale_roots_pem_.empty()) {
+    // Unusable material is still what istiod holds: its root bytes are worth keeping.
+    in.published_pem = stale_roots_pem_;
+    in.published = certificatesOf(stale_roots_pem_);
+  }
+  if (candidate) {
+    // The candidate must be valid as Vault gave it before any root policy applies.
+    ValidationOptions options;
+    options.now = now;
+    options.min_remaining = settings_.min_remaining;
+    ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(*candidate, options));
+    in.candidate_anchor = anchorOf(bundle);
+    vault = certificatesOf(bundle.root_cert_pem);
+  }
+  if (vault) last_vault_roots_ = vault;
+  in.vault = vault;
+
+  const RootDecision d = decideRoots(in, settings_.roots);
+  metrics_.setGauge(kMetricRootChangeBlocked, d.blocked ? 1.0 : 0.0);
+  if (d.blocked) {
+    spdlog::error("event=root_change_blocked trigger={} action={} message=\"{}\"", triggerName(trigger_),
+                  toString(d.action), d.note);
+  } else if (!d.note.empty()) {
+    spdlog::info("event=root_decision trigger={} action={} phase={} message=\"{}\"", triggerName(trigger_),
+                 toString(d.action), static_cast<int>(d.state.phase), d.note);
+  }
+
+  Applied out;
+  switch (d.action) {
+    case RootAction::kKeepCurrent:
+      break;
+    case RootAction::kPublishCandidate: {
+      CaMaterial material = std::move(candidate).value();
+      material.root_pem = d.roots_pem;
+      ASSIGN_OR_RETURN(out, publish(std::move(material), d.state, settings_.min_remaining));
+      break;
+    }
+    case RootAction::kPublishCurrent: {
+      CaMaterial material = current_->material;
+      material.root_pem = d.roots_pem;
+      // Already published and still valid: only the roots change.
+      ASSIGN_OR_RETURN(out, publish(std::move(material), d.state, Duration::zero()));
+      break;
+    }
+  }
+  out.blocked = d.blocked;
+  out.note = d.note;
+  if (d.candidate_deferred) out.deferred_until = d.wake;
+  return out;
+}
+
+Result<Rotator::Applied> Rotator::publish(CaMaterial material, const RootState& state, Duration min_remaining) {
+  ValidationOptions options;
+  options.now = clock_.now();
+  options.min_remaining = min_remaining;
+  ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(material, options));
+  // The decided bytes, not the validator's canonical re-encoding: istiod before 1.30
+  // compares root files byte for byte, so unchanged roots must keep their exact bytes.
+  bundle.root_cert_pem = material.root_pem;
+  std::string tls_crt;
+  std::vector<OutputFile> files = filesFor(bundle, settings_.layout, settings_.key_mode, tls_crt);
+  // Phase none has no file, so a generation written by init (or before any rotation) and
+  // one written here for the same material are identical and need no new generation.
+  const std::string state_text = state.phase == RootPhase::kNone ? "" : encodeRootState(state);
+  if (!state_text.empty()) files.push_back(OutputFile{kRootStateFile, state_text, 0644, /*hidden=*/true});
+  PublishResult result;
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    ASSIGN_OR_RETURN(result, writer_.publish(files));
+  }
+
+  Applied out;
+  out.published = true;
+  out.renewed = !current_ || current_->ca_cert.sha256_fingerprint != bundle.ca_cert.sha256_fingerprint;
+  const RootPhase phase_before = current_ ? current_->state.phase : RootPhase::kNone;
+  const bool state_changed = !current_ || !(current_->state == state);
+
+  Current next;
+  next.material.cert_pem = bundle.ca_cert_pem;
+  next.material.key_pem = bundle.ca_key_pem;
+  next.material.chain_pem = bundle.cert_chain_pem;
+  next.material.root_pem = bundle.root_cert_pem;
+  next.ca_cert = bundle.ca_cert;
+  next.roots = certificatesOf(bundle.root_cert_pem);
+  next.anchor = anchorOf(bundle);
+  next.state = state;
+  setCurrent(std::move(next), /*redraw_renewal=*/out.renewed);
+  if (state_changed) retire_checked_ = false;
+
+  // An unchanged publish (a poll that found the same material) is routine: debug only.
+  spdlog::log(result.changed ? spdlog::level::info : spdlog::level::debug,
+              "event=published trigger={} dir={} generation={} changed={} serial={} not_after={} renew_at={} "
+              "roots={} root_phase={}",
+              triggerName(trigger_), writer_.dir(), result.generation, result.changed, current_->ca_cert.serial_hex,
+              formatTime(current_->ca_cert.not_after), formatTime(current_->renew_at), current_->roots.size(),
+              static_cast<int>(state.phase));
+  if (state.phase != phase_before) {
+    spdlog::info("event=root_phase phase={} name={} since={}", static_cast<int>(state.phase), toString(state.phase),
+                 formatTime(state.since));
+  }
+  if (result.changed) confirmReload();
+  return out;
+}
+
+void Rotator::fail(const Error& error, std::string_view result) {
+  // An interrupted shutdown makes the call in flight fail; that is not worth a retry.
+  if (control_ != nullptr && control_->stop.load()) return;
+  ++failures_;
+  last_error_ = error;
+  metrics_.incCounter(kMetricRotations, {{"result", std::string(result)}});
+  const SystemTime now = clock_.now();
+  const SystemTime expiry = current_->ca_cert.not_after;
+  const Duration wait = capWait(backoffDelay(failures_ - 1, settings_.retry, random_.uniform01()), now, expiry);
+  retry_at_ = now + wait;
+  spdlog::warn("event=renew_failed trigger={} result={} code={} attempt={} retry_in_ms={} expires={} error=\"{}\"",
+               triggerName(trigger_), result, toString(error.code), failures_, wait.count(), formatTime(expiry),
+               error.message);
+  if (now >= expiry) {
+    fatal_ = Error{error.code, "the published ca-cert expired at " + formatTime(expiry) +
+                                   " and no valid replacement could be published: " + error.message};
+  }
+  updateMetrics();
+}
+
+void Rotator::confirmReload() {
+  if (!confirmer_.enabled()) return;
+  const SystemTime expected = current_->ca_cert.not_after;
+  const ReloadConfirmation c = confirmer_.confirm(expected);
+  switch (c.outcome) {
+    case ReloadOutcome::kConfirmed:
+      metrics_.setGauge(kMetricReloadConfirmed, 1.0);
+      spdlog::info("event=reload_confirmed not_after={} polls={}", formatTime(expected), c.polls);
+      break;
+    case ReloadOutcome::kTimedOut:
+      metrics_.setGauge(kMetricReloadConfirmed, 0.0);
+      spdlog::warn("event=reload_not_confirmed not_after={} polls={} problem=\"{}\" message=\"istiod may still sign "
+                   "with the previous intermediate; check its log for 'Failed to update new Plug-in CA certs'\"",
+                   formatTime(expected), c.polls, c.last_problem);
+      break;
+    case ReloadOutcome::kInterrupted:
+      metrics_.setGauge(kMetricReloadConfirmed, 0.0);
+      spdlog::info("event=reload_confirm_interrupted not_after={} polls={}", formatTime(expected), c.polls);
+      break;
+    case ReloadOutcome::kDisabled:
+      break;
+  }
+}
+
+void Rotator::setCurrent(Current current, bool redraw_renewal) {
+  if (!redraw_renewal && current_) {
+    current.renew_at = current_->renew_at;
+  } else {
+    current.renew_at = renewalTime(current.ca_cert.not_before, current.ca_cert.not_after, settings_.renewal,
+                                   random_.uniform01());
+  }
+  current_ = std::move(current);
+  {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    ready_until_ = current_->ca_cert.not_after;
+  }
+  updateMetrics();
+}
+
+void Rotator::updateMetrics() {
+  if (!current_) return;
+  metrics_.setGauge(kMetricCaCertExpiry, epochSeconds(current_->ca_cert.not_after));
+  if (!current_->roots.empty()) {
+    SystemTime earliest = SystemTime::max();
+    for (const auto& r : current_->roots) earliest = std::min(earliest, r.info().not_after);
+    metrics_.setGauge(kMetricRootCertExpiry, epochSeconds(earliest));
+  }
+  metrics_.setGauge(kMetricNextRenewal, epochSeconds(renewalDue()));
+  metrics_.setGauge(kMetricRootRotationPhase, static_cast<double>(static_cast<int>(current_->state.phase)));
+}
+
+SystemTime Rotator::renewalDue() const {
+  if (retry_at_) return *retry_at_;
+  SystemTime due = current_->renew_at;
+  if (current_->state.phase == RootPhase::kPropagating) {
+    due = std::min(due, current_->state.since + settings_.roots.propagation);
+  }
+  return due;
+}
+
+std::optional<SystemTime> Rotator::retireCheckAt() const {
+  if (!current_ || current_->state.phase != RootPhase::kSwitched || retire_checked_) return std::nullopt;
+  return current_->state.since + settings_.roots.retire;
+}
+
+bool Rotator::pollActive(SystemTime now) const {
+  if (settings_.poll_always) return true;
+  return current_ && current_->state.phase == RootPhase::kSwitched &&
+         now >= current_->state.since + settings_.roots.retire;
+}
+
+SystemTime Rotator::nextWake(SystemTime now) const {
+  SystemTime wake = renewalDue();
+  if (const auto at = retireCheckAt()) wake = std::min(wake, *at);
+  if (settings_.poll_always) {
+    wake = std::min(wake, next_poll_);
+  } else if (current_->state.phase == RootPhase::kSwitched) {
+    wake = std::min(wake, std::max(next_poll_, current_->state.since + settings_.roots.retire));
+  }
+  return std::max(wake, now);
+}
+
+}  // namespace cacerts

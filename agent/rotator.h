@@ -1,0 +1,149 @@
+// Rotator: the sidecar's core. One blocking loop on one thread:
+//
+//   adopt the published generation (no Vault traffic) or publish a first one
+//   loop: sleep until something is due (renewal, retry, root phase, poll) or a wake-up
+//         load a candidate -> validate -> root policy (root_policy.h) -> publish -> confirm
+//
+// Scheduling: the renewal time comes from schedule.h (drawn once per published
+// certificate); a failure keeps the current generation (fail static) and retries with
+// backoff, never later than the current ca-cert's notAfter. A renewal whose candidate must
+// wait for root propagation is deferred to the end of it. Polling (CaSource::changeStamp)
+// runs every poll interval for sources that change out of band (KV), and for the others
+// only while a switched rotation waits for the old root to leave Vault.
+//
+// Decisions are logged once where they are made, as event=... key=value lines; metrics are
+// those of agent_metrics.h.
+//
+// Threading: run() owns all state and runs on one thread. readiness() and publishMutex()
+// may be used from other threads; RotatorControl flags are set from anywhere, followed by
+// Clock::interrupt() so a sleeping loop notices at once.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/ca_bundle.h"
+#include "agent/reload_confirm.h"
+#include "agent/root_policy.h"
+#include "agent/schedule.h"
+#include "agent/source.h"
+#include "agent/status_server.h"
+#include "common/atomic_writer.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/random.h"
+#include "common/result.h"
+
+namespace cacerts {
+
+struct RotatorSettings {
+  RenewalPolicy renewal;
+  BackoffPolicy retry;
+  RootPolicy roots;
+  std::string layout = "istio";
+  unsigned key_mode = 0600;
+  Duration min_remaining = std::chrono::hours(24);  // for fresh candidates
+  Duration poll_interval = std::chrono::minutes(5);  // at least 100 ms
+  // true (KV): poll all the time, and load() on every poll when the source has no stamp.
+  // false (PKI, whose load() issues a certificate): poll only while a switched root
+  // rotation waits for the old root to leave Vault, and only through the stamp.
+  bool poll_always = true;
+  // With nothing valid published at start: transient failures are retried this long,
+  // other failures end run() at once (as in init mode).
+  Duration startup_timeout = std::chrono::minutes(5);
+};
+
+// Requests from other threads. Set a flag, then call Clock::interrupt().
+struct RotatorControl {
+  std::atomic<bool> stop{false};    // SIGTERM/SIGINT: return from run() at the next safe point
+  std::atomic<bool> rotate{false};  // SIGHUP, POST /rotate: renew now
+};
+
+class Rotator {
+ public:
+  // All references must outlive the Rotator. No I/O here.
+  Rotator(CaSource& source, AtomicDirWriter& writer, ReloadConfirmer& confirmer, Metrics& metrics, Clock& clock,
+          Random& random, RotatorSettings settings);
+
+  // Runs until control.stop is set (returns ok), or until nothing valid can be kept
+  // published: the first publish failed (a non-transient error, or transient ones past
+  // startup_timeout), or the published ca-cert expired without a valid replacement. The
+  // error then carries the code of the last failure (exitCodeFor gives the exit code;
+  // a refused root change counts as kValidation).
+  Status run(RotatorControl& control);
+
+  // 200-worthy while a valid generation is published and its ca-cert has not expired.
+  // Thread-safe; never touches Vault.
+  Readiness readiness() const;
+
+  // Held while a generation is written. A forced shutdown takes it before exiting, so it
+  // never cuts a publish short.
+  std::mutex& publishMutex() { return publish_mu_; }
+
+ private:
+  struct Current {
+    CaMaterial material;  // as published; root_pem is the root file byte for byte
+    CertInfo ca_cert;
+    std::vector<Certificate> roots;
+    std::optional<Certificate> anchor;
+    RootState state;
+    SystemTime renew_at;
+  };
+  struct Applied {
+    bool published = false;   // a generation was written (or was already identical)
+    bool renewed = false;     // the published ca-cert differs from the one before
+    bool blocked = false;     // refused by the root policy (--istiod-multiroot=false)
+    std::optional<SystemTime> deferred_until;  // the candidate waits for root propagation
+    std::string note;
+  };
+  enum class Trigger { kScheduled, kForced, kRetry, kRootSwitch, kPoll, kRetireCheck, kStartup };
+  static std::string_view triggerName(Trigger trigger);
+
+  void adopt();
+  Status publishFirst(RotatorControl& control);
+  void renew(Trigger trigger);
+  void poll();
+  void retireCheck();
+  Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<std::vector<Certificate>> vault);
+  Result<Applied> publish(CaMaterial material, const RootState& state, Duration min_remaining);
+  void fail(const Error& error, std::string_view result);
+  void confirmReload();
+  void setCurrent(Current current, bool redraw_renewal);
+  void updateMetrics();
+
+  SystemTime renewalDue() const;
+  bool pollActive(SystemTime now) const;
+  std::optional<SystemTime> retireCheckAt() const;
+  SystemTime nextWake(SystemTime now) const;
+
+  CaSource& source_;
+  AtomicDirWriter& writer_;
+  ReloadConfirmer& confirmer_;
+  Metrics& metrics_;
+  Clock& clock_;
+  Random& random_;
+  RotatorSettings settings_;
+  RotatorControl* control_ = nullptr;
+  Trigger trigger_ = Trigger::kStartup;  // what the step in progress was started by (for logs)
+
+  std::optional<Current> current_;
+  std::string stale_roots_pem_;  // root file of an unusable generation found at start
+  int failures_ = 0;
+  std::optional<SystemTime> retry_at_;
+  std::optional<Error> last_error_;
+  std::optional<Error> fatal_;
+  SystemTime next_poll_{};
+  std::optional<std::string> last_stamp_;
+  bool have_stamp_ = false;
+  std::optional<std::vector<Certificate>> last_vault_roots_;
+  bool retire_checked_ = false;
+
+  std::mutex publish_mu_;
+  mutable std::mutex status_mu_;
+  std::optional<SystemTime> ready_until_;
+};
+
+}  // namespace cacerts

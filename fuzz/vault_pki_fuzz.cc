@@ -1,0 +1,42 @@
+// Vault PKI responses as the PKI source reads them: the signed intermediate (certificate,
+// issuing_ca, ca_chain as strings or arrays), the issuer listing and each issuer, and the
+// exported-key flow's generate response.
+// Responses in order: sign, LIST issuers, one read per listed issuer; then, for the
+// exported-key flow, generate, sign, LIST issuers, issuer reads. See fuzz_support.h.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "agent/ca_bundle.h"
+#include "agent/pki_source.h"
+#include "fuzz/fuzz_support.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  cacerts::fuzzing::formatLogsIntoNothing();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace cacerts;
+  auto transport = fuzzing::scriptedTransport(data, size);
+  // Real wall time, so that the committed seed certificates stay inside their validity.
+  testing::FakeClock clock(std::chrono::system_clock::now());
+  testing::FakeRandom random;
+  VaultClient client(*transport, "", clock, random);
+  fuzzing::giveToken(client);
+
+  PkiSettings settings;
+  settings.sign_path = "pki/root/sign-intermediate";
+  settings.common_name = "istiod fuzz";
+  settings.uri_sans = "spiffe://cluster.local";
+  const ValidationOptions options{clock.now(), std::chrono::hours(1)};
+
+  // Local key (the default): only the sign, issuer and listing responses come from Vault.
+  PkiSource local(client, settings, std::chrono::hours(720), std::chrono::hours(1), clock);
+  if (Result<CaMaterial> m = local.load()) (void)assembleAndValidate(*m, options);
+
+  settings.generate_path = "pki/intermediate/generate/exported";
+  PkiSource exported(client, settings, std::chrono::hours(720), std::chrono::hours(1), clock);
+  if (Result<CaMaterial> m = exported.load()) (void)assembleAndValidate(*m, options);
+  return 0;
+}

@@ -1,0 +1,497 @@
+// The sidecar's loop with fakes: a FakeClock that advances when slept on, a scripted CA
+// source minting real certificates at fake times, and a real AtomicDirWriter on tmpfs.
+#include "agent/rotator.h"
+
+#include <catch2/catch.hpp>
+
+#include <openssl/x509v3.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include "agent/agent_metrics.h"
+#include "tests/fakes.h"
+#include "tests/support/process.h"
+#include "tests/support/test_pki.h"
+
+namespace cacerts::testing {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+const SystemTime kT0 = SystemTime(FakeClock::kDefaultStart);
+
+// A CaSource that signs a fresh intermediate on every load (like PKI), or hands out fixed
+// material (like KV). Records when it was asked.
+class FakeSource final : public CaSource {
+ public:
+  FakeSource(Clock& clock, Duration lifetime)
+      : clock_(clock),
+        lifetime_(lifetime),
+        root_a_(makeRoot("Root A", kT0 - hours(24), kT0 + hours(24 * 3650))),
+        root_b_(makeRoot("Root B", kT0 - hours(1), kT0 + hours(24 * 3650))) {
+    issuer_ = root_a_;
+    trusted_ = {root_a_};
+  }
+
+  Result<CaMaterial> load() override {
+    loads_.push_back(clock_.now());
+    if (failures_left_ != 0) {
+      if (failures_left_ > 0) --failures_left_;
+      return Error{ErrorCode::kUnavailable, "vault POST pki/root/sign-intermediate: connection refused"};
+    }
+    if (fixed_) return *fixed_;
+    return issue();
+  }
+  std::string describe() const override { return "fake"; }
+  Result<std::optional<std::string>> changeStamp() override {
+    ++stamp_reads_;
+    return stamp_;
+  }
+
+  // A fresh intermediate from the current issuer, valid from now for the lifetime.
+  CaMaterial issue() {
+    CertSpec spec;
+    spec.path_len = 0;
+    spec.not_before = clock_.now();
+    spec.not_after = clock_.now() + lifetime_;
+    const TestCa inter = makeIntermediate(issuer_, "Intermediate " + std::to_string(++serial_), spec);
+    CaMaterial m;
+    m.cert_pem = inter.cert.pem();
+    m.key_pem = Secret(inter.key.pkcs8Pem());
+    m.chain_pem = inter.cert.pem() + issuer_.cert.pem();
+    for (const auto& r : trusted_) m.root_pem += r.cert.pem();
+    return m;
+  }
+
+  const TestCa& rootA() const { return root_a_; }
+  const TestCa& rootB() const { return root_b_; }
+  void setIssuer(const TestCa& issuer) { issuer_ = issuer; }
+  void setTrusted(std::vector<TestCa> roots) { trusted_ = std::move(roots); }
+  void failNext(int n) { failures_left_ = n; }  // -1: forever
+  void setFixed(std::optional<CaMaterial> m) { fixed_ = std::move(m); }
+  void setStamp(std::optional<std::string> s) { stamp_ = std::move(s); }
+  const std::vector<SystemTime>& loads() const { return loads_; }
+  int stampReads() const { return stamp_reads_; }
+
+ private:
+  Clock& clock_;
+  Duration lifetime_;
+  TestCa root_a_, root_b_, issuer_;
+  std::vector<TestCa> trusted_;
+  int failures_left_ = 0;
+  int serial_ = 0;
+  std::optional<CaMaterial> fixed_;
+  std::optional<std::string> stamp_;
+  std::vector<SystemTime> loads_;
+  int stamp_reads_ = 0;
+};
+
+RotatorSettings baseSettings() {
+  RotatorSettings s;
+  s.renewal.renew_before = hours(1);
+  s.renewal.renew_fraction = 0.5;
+  s.renewal.jitter = 0;
+  s.retry.initial = seconds(5);
+  s.retry.max = minutes(1);
+  s.min_remaining = minutes(10);
+  s.poll_always = false;
+  s.poll_interval = minutes(5);
+  s.startup_timeout = minutes(1);
+  return s;
+}
+
+// One Rotator on a tmpfs directory, driven by a FakeClock. `until` is checked after every
+// sleep; returning true stops the loop.
+struct Harness {
+  FakeClock clock;
+  FakeRandom random;
+  TempDir dir;
+  AtomicDirWriter writer{dir.path()};
+  FakeSource source{clock, hours(10)};
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<ReloadConfirmer> confirmer =
+      std::make_unique<ReloadConfirmer>(nullptr, "", clock, ReloadConfirmOptions{});
+  RotatorControl control;
+  RotatorSettings settings = baseSettings();
+
+  // u = 0.999 makes every backoff delay (almost) its ceiling.
+  explicit Harness(std::vector<double> u = {0.999}) : random(std::move(u)) { resetMetrics(); }
+
+  // As a new process would start: no metric values yet.
+  void resetMetrics() {
+    metrics = std::make_unique<Metrics>();
+    registerAgentMetrics(*metrics, "test");
+  }
+
+  Status run(std::function<bool()> until) {
+    Rotator rotator(source, writer, *confirmer, *metrics, clock, random, settings);
+    clock.onSleep([&](Duration) {
+      if (until()) control.stop = true;
+    });
+    Status s = rotator.run(control);
+    clock.onSleep(nullptr);
+    control.stop = false;
+    return s;
+  }
+
+  std::string file(const std::string& name) const { return readFile(dir.file(name)); }
+  double metric(const std::string& name, const Labels& labels = {}) const {
+    return metrics->value(name, labels).value_or(-1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rotator publishes at start and renews at each scheduled time", "[rotator]") {
+  Harness h;
+  const Status s = h.run([&] { return h.source.loads().size() >= 3; });
+  REQUIRE(s);
+  // 10h certificates, renew_before 1h, fraction 0.5, no jitter: every 5h.
+  REQUIRE(h.source.loads().size() == 3);
+  CHECK(h.source.loads()[0] == kT0);
+  CHECK(h.source.loads()[1] == kT0 + hours(5));
+  CHECK(h.source.loads()[2] == kT0 + hours(10));
+  // The loop sleeps straight to each renewal: no polling wake-ups in between.
+  CHECK(h.clock.sleeps() == std::vector<Duration>{hours(5), hours(5), hours(5)});
+  const TestCert published = TestCert::fromPem(h.file("ca-cert.pem"));
+  CHECK(published.notBefore() == kT0 + hours(10));
+  CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem());
+  CHECK(h.metric(kMetricRotations, {{"result", "success"}}) == 3);
+  CHECK(h.metric(kMetricCaCertExpiry) ==
+        static_cast<double>(std::chrono::duration_cast<seconds>((kT0 + hours(20)).time_since_epoch()).count()));
+  CHECK(h.metric(kMetricNextRenewal) ==
+        static_cast<double>(std::chrono::duration_cast<seconds>((kT0 + hours(15)).time_since_epoch()).count()));
+  CHECK(h.metric(kMetricRootRotationPhase) == 0);
+}
+
+TEST_CASE("rotator adopts a valid published generation without loading", "[rotator]") {
+  Harness h;
+  h.clock.interrupt();  // the first sleep returns at once: stop right after publishing
+  REQUIRE(h.run([&] { return true; }));
+  REQUIRE(h.source.loads().size() == 1);
+  const auto before = snapshotTree(h.dir.path());
+  h.clock.advance(hours(1));
+  REQUIRE(h.run([&] { return true; }));
+  CHECK(h.source.loads().size() == 1);
+  CHECK(snapshotTree(h.dir.path()) == before);
+  // The adopted certificate's renewal time (t0 + 5h) is what the loop slept towards.
+  CHECK(h.clock.sleeps().back() == hours(4));
+}
+
+TEST_CASE("rotator replaces an expired generation found at start", "[rotator]") {
+  Harness h;
+  h.clock.interrupt();
+  REQUIRE(h.run([&] { return true; }));
+  const std::string first = h.file("ca-cert.pem");
+  h.clock.set(kT0 + hours(11));  // the sidecar was down past the certificate's notAfter
+  h.clock.interrupt();
+  REQUIRE(h.run([&] { return true; }));
+  CHECK(h.source.loads().size() == 2);
+  CHECK(h.file("ca-cert.pem") != first);
+  CHECK(TestCert::fromPem(h.file("ca-cert.pem")).notBefore() == kT0 + hours(11));
+  CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem());
+}
+
+TEST_CASE("rotator spaces renewals when each new certificate is due at once", "[rotator]") {
+  Harness h;
+  h.settings.renewal.renew_before = hours(10) - minutes(1);  // about the whole lifetime
+  h.settings.renewal.jitter = 0.5;
+  REQUIRE(h.run([&] { return h.source.loads().size() >= 4; }));
+  const auto& loads = h.source.loads();
+  CHECK(loads[1] == kT0);
+  CHECK(loads[2] - loads[1] == seconds(5));  // --retry-initial, not a tight loop
+  CHECK(loads[3] - loads[2] == seconds(5));
+}
+
+TEST_CASE("rotator jitter moves the renewal earlier by up to the jitter share of the lifetime", "[rotator]") {
+  Harness h({0.5});
+  h.settings.renewal.jitter = 0.1;
+  REQUIRE(h.run([&] { return h.source.loads().size() >= 2; }));
+  // fraction rule at 5h, minus 0.5 * 0.1 * 10h = 30 min.
+  CHECK(h.source.loads()[1] == kT0 + hours(5) - minutes(30));
+}
+
+TEST_CASE("rotator keeps the current generation on failure and backs off up to the cap", "[rotator]") {
+  Harness h;
+  std::map<std::string, std::string> published;
+  const Status s = h.run([&] {
+    if (h.source.loads().size() == 1 && published.empty()) {
+      published = snapshotTree(h.dir.path());
+      h.source.failNext(6);
+    }
+    if (h.source.loads().size() > 1 && h.source.loads().size() <= 7) {
+      // Every failure leaves the directory byte-identical and the sidecar ready.
+      CHECK(snapshotTree(h.dir.path()) == published);
+    }
+    return h.source.loads().size() >= 8;
+  });
+  REQUIRE(s);
+  const auto& loads = h.source.loads();
+  REQUIRE(loads.size() == 8);
+  std::vector<Duration> gaps;
+  for (std::size_t i = 2; i < loads.size(); ++i) gaps.push_back(std::chrono::duration_cast<Duration>(loads[i] - loads[i - 1]));
+  // u = 0.999 of min(1 min, 5 s * 2^n): grows, then stays at the cap.
+  CHECK(gaps[0] == Duration(4995));
+  CHECK(gaps[1] == Duration(9990));
+  CHECK(gaps[2] == Duration(19980));
+  CHECK(gaps[3] == Duration(39960));
+  CHECK(gaps[4] == Duration(59940));
+  CHECK(gaps[5] == Duration(59940));
+  CHECK(h.metric(kMetricRotations, {{"result", "failure"}}) == 6);
+  CHECK(h.metric(kMetricRotations, {{"result", "success"}}) == 2);
+  CHECK(snapshotTree(h.dir.path()) != published);
+}
+
+TEST_CASE("rotator exits with the last error when the material expires with no replacement", "[rotator]") {
+  Harness h;
+  const Status s = h.run([&] {
+    if (h.source.loads().size() == 1) h.source.failNext(-1);
+    return false;
+  });
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::kUnavailable);
+  CHECK_THAT(s.error().message, Catch::Contains("expired"));
+  // Retries never sleep past the expiry: the last attempt is exactly at notAfter.
+  CHECK(h.source.loads().back() == kT0 + hours(10));
+  CHECK(h.clock.now() == kT0 + hours(10));
+  // The expired generation is still on disk, untouched.
+  CHECK(TestCert::fromPem(h.file("ca-cert.pem")).notAfter() == kT0 + hours(10));
+}
+
+TEST_CASE("rotator readiness follows the published generation, not Vault", "[rotator]") {
+  Harness h;
+  Rotator rotator(h.source, h.writer, *h.confirmer, *h.metrics, h.clock, h.random, h.settings);
+  CHECK_FALSE(rotator.readiness().ready);
+  CHECK_THAT(rotator.readiness().reason, Catch::Contains("no valid generation"));
+  h.clock.onSleep([&](Duration) {
+    if (h.source.loads().size() == 1) h.source.failNext(-1);
+    // Vault fails from now on; readiness holds until the certificate itself expires.
+    if (h.clock.now() < kT0 + hours(10)) CHECK(rotator.readiness().ready);
+  });
+  REQUIRE_FALSE(rotator.run(h.control));
+  CHECK_FALSE(rotator.readiness().ready);
+  CHECK_THAT(rotator.readiness().reason, Catch::Contains("expired"));
+}
+
+TEST_CASE("rotator gives up at start on a non-transient error, and retries a transient one until the timeout",
+          "[rotator]") {
+  Harness h;
+  SECTION("transient") {
+    h.source.failNext(-1);
+    const Status s = h.run([] { return false; });
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::kDeadlineExceeded);
+    CHECK(h.source.loads().size() > 2);
+    CHECK(h.clock.now() - kT0 <= minutes(1));
+  }
+  SECTION("validation") {
+    CaMaterial m = h.source.issue();
+    m.key_pem = Secret(makeKey().pkcs8Pem());  // does not match the certificate
+    h.source.setFixed(m);
+    const Status s = h.run([] { return false; });
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::kValidation);
+    CHECK(h.source.loads().size() == 1);
+    CHECK_FALSE(std::filesystem::exists(h.dir.file("ca-cert.pem")));
+  }
+}
+
+TEST_CASE("rotator renews at once on a rotate request", "[rotator]") {
+  Harness h;
+  // The request arrives during the first sleep: its interrupt ends the sleep at once.
+  h.clock.interrupt();
+  REQUIRE(h.run([&] {
+    if (h.source.loads().size() == 1) h.control.rotate = true;
+    return h.source.loads().size() >= 2;
+  }));
+  CHECK(h.source.loads()[1] == kT0);
+  CHECK(h.metric(kMetricRotations, {{"result", "success"}}) == 2);
+}
+
+TEST_CASE("rotator polls a KV-like source and republishes only when its version changes", "[rotator]") {
+  Harness h;
+  h.settings.poll_always = true;
+  h.settings.poll_interval = minutes(5);
+  CaMaterial first = h.source.issue();
+  h.source.setFixed(first);
+  h.source.setStamp("v1");
+  CaMaterial second;
+  REQUIRE(h.run([&] {
+    if (h.clock.now() == kT0 + minutes(20)) {
+      second = h.source.issue();
+      h.source.setFixed(second);
+      h.source.setStamp("v2");
+    }
+    return h.clock.now() >= kT0 + hours(1);
+  }));
+  // Loads: the first publish, the first poll (no baseline yet), the poll after the change.
+  CHECK(h.source.loads().size() == 3);
+  CHECK(h.source.stampReads() == 11);  // every 5 min from 0:05 to 0:55
+  CHECK(h.file("ca-cert.pem") == second.cert_pem);
+  CHECK(h.metric(kMetricRotations, {{"result", "success"}}) == 2);
+}
+
+TEST_CASE("rotator polls a KV v1-like source by loading and comparing", "[rotator]") {
+  Harness h;
+  h.settings.poll_always = true;
+  h.source.setFixed(h.source.issue());
+  std::map<std::string, std::string> published;
+  REQUIRE(h.run([&] {
+    if (published.empty()) published = snapshotTree(h.dir.path());
+    return h.clock.now() >= kT0 + minutes(30);
+  }));
+  CHECK(h.source.loads().size() == 6);  // start + one per poll from 0:05 to 0:25
+  CHECK(snapshotTree(h.dir.path()) == published);  // identical material: no new generation
+}
+
+TEST_CASE("rotator fails a due renewal when the source still holds the published certificate", "[rotator]") {
+  Harness h;
+  h.source.setFixed(h.source.issue());
+  REQUIRE(h.run([&] { return h.source.loads().size() >= 3; }));
+  CHECK(h.source.loads()[1] == kT0 + hours(5));
+  CHECK(h.source.loads()[2] == kT0 + hours(5) + Duration(4995));
+  CHECK(h.metric(kMetricRotations, {{"result", "failure"}}) == 2);
+}
+
+TEST_CASE("rotator confirms each publish against istiod's metric", "[rotator]") {
+  Harness h;
+  std::string reported = "0";
+  auto transport = std::make_unique<FakeHttpTransport>([&](const HttpRequest&) -> Result<HttpResponse> {
+    return HttpResponse{200, {}, "citadel_server_cert_chain_expiry_timestamp " + reported + "\n"};
+  });
+  ReloadConfirmOptions options;
+  options.timeout = seconds(2);
+  h.confirmer = std::make_unique<ReloadConfirmer>(std::move(transport), "/metrics", h.clock, options);
+  SECTION("confirmed") {
+    const auto na = std::chrono::duration_cast<seconds>((kT0 + hours(10)).time_since_epoch()).count();
+    reported = std::to_string(na);
+    REQUIRE(h.run([] { return true; }));
+    CHECK(h.metric(kMetricReloadConfirmed) == 1);
+  }
+  SECTION("not confirmed: the generation stays published, the metric says so") {
+    REQUIRE(h.run([&] { return h.clock.now() > kT0 + seconds(10); }));
+    CHECK(h.metric(kMetricReloadConfirmed) == 0);
+    CHECK(std::filesystem::exists(h.dir.file("ca-cert.pem")));
+  }
+}
+
+TEST_CASE("rotator walks a root rotation through all three phases", "[rotator]") {
+  Harness h;
+  h.settings.roots.multiroot = true;
+  h.settings.roots.propagation = hours(1);
+  h.settings.roots.retire = hours(1);
+  h.settings.renewal.renew_fraction = 0.9;  // no scheduled renewal gets in the way
+  h.settings.renewal.renew_before = Duration(0);
+  const std::string a = h.source.rootA().cert.pem(), b = h.source.rootB().cert.pem();
+  h.source.setStamp("A");
+  std::vector<std::string> root_files;
+  std::string first_ca;
+  h.clock.interrupt();  // the operator acts right after the first publish
+  const auto record = [&] {
+    const std::string now = h.file("root-cert.pem");
+    if (root_files.empty() || root_files.back() != now) root_files.push_back(now);
+  };
+  REQUIRE(h.run([&] {
+    record();
+    const auto t = h.clock.now();
+    if (first_ca.empty()) {
+      first_ca = h.file("ca-cert.pem");
+      // The operator adds root B and makes it the default issuer; a rotate request follows.
+      h.source.setTrusted({h.source.rootA(), h.source.rootB()});
+      h.source.setIssuer(h.source.rootB());
+      h.source.setStamp("AB");
+      h.control.rotate = true;
+    }
+    if (t >= kT0 + hours(1) && h.source.loads().size() == 3) {
+      h.source.setTrusted({h.source.rootB()});  // after the switch, the operator deletes root A
+      h.source.setStamp("B");
+    }
+    return h.metric(kMetricRootRotationPhase) == 3;
+  }));
+  record();
+  REQUIRE(root_files.size() == 3);
+  CHECK(root_files[0] == a);
+  CHECK(root_files[1] == a + b);
+  CHECK(root_files[2] == b);
+  const TestCert ca = TestCert::fromPem(h.file("ca-cert.pem"));
+  CHECK(ca.pem() != first_ca);
+  CHECK(X509_check_issued(h.source.rootB().cert.x509.get(), ca.x509.get()) == X509_V_OK);
+  // Loads: start, the forced one (deferred), the switch at the end of propagation, and the
+  // first poll after the retire time, which saw root A gone.
+  const auto& loads = h.source.loads();
+  REQUIRE(loads.size() == 4);
+  CHECK(loads[1] == kT0);
+  CHECK(loads[2] == kT0 + hours(1));
+  CHECK(loads[3] == kT0 + hours(2));
+  CHECK(h.metric(kMetricRotations, {{"result", "deferred"}}) == 1);
+  // The phase is published inside the generation.
+  auto state = h.writer.readCurrent({}, {kRootStateFile});
+  REQUIRE(state);
+  auto decoded = decodeRootState(state->at(kRootStateFile).view());
+  REQUIRE(decoded);
+  CHECK(decoded->phase == RootPhase::kRetired);
+}
+
+TEST_CASE("rotator resumes a root rotation phase after a restart", "[rotator]") {
+  Harness h;
+  h.settings.roots.multiroot = true;
+  h.settings.roots.propagation = hours(1);
+  h.settings.renewal.renew_fraction = 0.9;
+  h.settings.renewal.renew_before = Duration(0);
+  h.clock.interrupt();
+  REQUIRE(h.run([&] {
+    if (h.source.loads().size() == 1) {
+      h.source.setTrusted({h.source.rootA(), h.source.rootB()});
+      h.source.setIssuer(h.source.rootB());
+      h.control.rotate = true;
+      h.clock.interrupt();  // and stop right after phase 1 is published
+    }
+    return h.metric(kMetricRootRotationPhase) == 1;
+  }));
+  REQUIRE(h.clock.now() == kT0);
+  const std::size_t loads_before = h.source.loads().size();
+  h.clock.advance(minutes(20));
+  h.resetMetrics();  // a new process, same directory
+  REQUIRE(h.run([&] {
+    if (h.metric(kMetricRootRotationPhase) == 1) CHECK(h.source.loads().size() == loads_before);
+    return h.metric(kMetricRootRotationPhase) == 2;
+  }));
+  // The switch happened when the propagation time counted from the first process ended.
+  CHECK(h.source.loads().back() == kT0 + hours(1));
+  CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem() + h.source.rootB().cert.pem());
+}
+
+TEST_CASE("rotator without multiroot refuses a root change and keeps the current intermediate", "[rotator]") {
+  Harness h;
+  std::map<std::string, std::string> published;
+  h.clock.interrupt();
+  REQUIRE(h.run([&] {
+    if (published.empty()) {
+      published = snapshotTree(h.dir.path());
+      h.source.setTrusted({h.source.rootA(), h.source.rootB()});
+      h.source.setIssuer(h.source.rootB());
+      h.control.rotate = true;
+    }
+    return h.source.loads().size() >= 3;
+  }));
+  CHECK(snapshotTree(h.dir.path()) == published);
+  CHECK(h.metric(kMetricRootChangeBlocked) == 1);
+  CHECK(h.metric(kMetricRotations, {{"result", "blocked"}}) == 2);
+  // Refusals back off like failures.
+  CHECK(h.source.loads()[2] - h.source.loads()[1] == Duration(4995));
+
+  SECTION("a candidate from the published root is still renewed, with the old root bytes") {
+    const std::string before = h.file("ca-cert.pem");
+    h.source.setIssuer(h.source.rootA());
+    REQUIRE(h.run([&] { return h.source.loads().size() >= 4; }));
+    CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem());
+    CHECK(h.file("ca-cert.pem") != before);
+    CHECK(h.metric(kMetricRootChangeBlocked) == 1);  // Vault still trusts B, unpublished
+  }
+}
+
+}  // namespace cacerts::testing

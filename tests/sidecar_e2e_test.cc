@@ -1,0 +1,503 @@
+// End-to-end: the real cacerts-agent sidecar against the Vault test server, with lifetimes
+// of seconds and a small fake istiod that reports the notAfter of whatever ca-cert.pem the
+// directory holds. Every wait is a bounded poll for a condition, never a fixed sleep.
+#include <openssl/x509v3.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "common/prom_parse.h"
+#include "tests/support/background_process.h"
+#include "tests/support/e2e.h"
+#include "tests/vault_server/auth_engines.h"
+
+namespace cacerts::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+namespace fs = std::filesystem;
+
+constexpr milliseconds kWait{20000};  // generous: two shared cores, tests in parallel
+
+// istiod's side of reload confirmation: citadel_server_cert_chain_expiry_timestamp is the
+// notAfter of the ca-cert.pem currently in the directory, as if istiod reloaded at once.
+class FakeIstiod {
+ public:
+  explicit FakeIstiod(std::string dir) : dir_(std::move(dir)) {
+    server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      const TestCert cert = TestCert::fromPem(readFile(dir_ + "/ca-cert.pem"));
+      if (cert.empty()) {
+        res.status = 503;
+        return;
+      }
+      const auto not_after = std::chrono::duration_cast<seconds>(cert.notAfter().time_since_epoch()).count();
+      res.set_content("# TYPE citadel_server_cert_chain_expiry_timestamp gauge\n"
+                      "citadel_server_cert_chain_expiry_timestamp " +
+                          std::to_string(not_after) + "\n",
+                      "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    if (port_ <= 0) throw std::runtime_error("fake istiod: cannot bind");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    if (!eventually([this] { return server_.is_running(); }, milliseconds(5000))) {
+      throw std::runtime_error("fake istiod: did not start");
+    }
+  }
+  ~FakeIstiod() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/metrics"; }
+
+ private:
+  std::string dir_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+struct HttpAnswer {
+  int status = 0;
+  std::string body;  // the error when status is 0
+};
+
+HttpAnswer httpGet(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(5, 0);
+  auto res = client.Get(path.c_str());
+  if (!res) return {0, httplib::to_string(res.error())};
+  return {res->status, res->body};
+}
+
+std::optional<double> metric(const std::string& page, const std::string& name, const Labels& labels = {}) {
+  auto sample = findMetricSample(page, name, labels);
+  if (!sample || !sample->has_value()) return std::nullopt;
+  return (*sample)->value;
+}
+
+double epochSeconds(SystemTime t) {
+  return static_cast<double>(std::chrono::duration_cast<seconds>(t.time_since_epoch()).count());
+}
+
+// No agent output may carry a credential or key material.
+void scanOutput(const BackgroundProcess& p) {
+  for (const std::string& text : {p.out(), p.err()}) {
+    CHECK(text.find(kTokenMarker) == std::string::npos);
+    CHECK(text.find(kJwtMarkerClaim) == std::string::npos);
+    CHECK(text.find("PRIVATE KEY") == std::string::npos);
+    CHECK(text.find("eyJ") == std::string::npos);
+  }
+}
+
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// One sidecar under test with its Vault, output directory and istiod.
+struct Sidecar {
+  E2eVault vault;
+  TempDir out;
+  FakeIstiod istiod{out.path()};
+  std::string token_file;
+  std::vector<std::string> args;
+  std::unique_ptr<BackgroundProcess> agent;
+  int port = 0;
+
+  // A PKI mount "pki" with root A as its default issuer, and a token that may sign.
+  void setUpPki() {
+    REQUIRE(vault.server().enablePki("", "pki", std::chrono::hours(87600)));
+    REQUIRE(vault.server().pkiGenerateRoot(
+        "", "pki", {{"common_name", "Mesh Root A"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-a"}}));
+    REQUIRE(vault.server().setPolicy("", "signer", {{"pki/*", {"create", "read", "update", "list"}}}));
+    token_file = vault.tokenFile({"signer"});
+  }
+
+  std::vector<std::string> baseArgs(const std::vector<std::string>& auth) const {
+    return concat({"sidecar", "--dir", out.path(), "--listen", "127.0.0.1:0", "--istiod-metrics-url", istiod.url(),
+                   "--vault-addr", vault.addr(), "--vault-cacert", vault.caFile(), "--log-level", "debug",
+                   "--timeout", "1s", "--retry-initial", "200ms", "--retry-max", "1s", "--confirm-timeout", "2s",
+                   "--kv-poll-interval", "300ms", "--jitter", "0", "--min-remaining", "1s"},
+                  auth);
+  }
+  // PKI source; renewals `renew_before` before a notAfter `ttl` after signing (Vault
+  // backdates notBefore by 30 s, so the fraction rule never comes first).
+  std::vector<std::string> pkiArgs(const std::string& ttl, const std::string& renew_before) const {
+    return concat(baseArgs({"--auth-method", "token", "--token-file", token_file}),
+                  {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", ttl, "--renew-before",
+                   renew_before, "--renew-fraction", "0.99"});
+  }
+
+  void start(std::vector<std::string> a) {
+    args = std::move(a);
+    agent = startAgent(args);
+    const bool started = agent->waitForErr("event=sidecar_started", kWait);
+    INFO("exit code " << agent->wait(milliseconds(0)).value_or(-1) << "; stdout: " << agent->out() << "; stderr: "
+                      << agent->err());
+    REQUIRE(started);
+    // "event=sidecar_started listen=127.0.0.1:0 port=41961 ..."
+    const std::string err = agent->err();
+    const auto at = err.find(" port=", err.find("event=sidecar_started"));
+    REQUIRE(at != std::string::npos);
+    port = std::atoi(err.c_str() + at + 6);
+    REQUIRE(port > 0);
+  }
+  void restart() {
+    stop();
+    start(args);
+  }
+  // SIGTERM; returns how long the exit took.
+  milliseconds stop() {
+    const auto t0 = std::chrono::steady_clock::now();
+    agent->signal(SIGTERM);
+    const auto code = agent->wait(kWait);
+    const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+    INFO(agent->err());
+    REQUIRE(code);
+    CHECK(*code == 0);
+    scanOutput(*agent);
+    return took;
+  }
+
+  std::string file(const std::string& name) const { return readFile(out.file(name)); }
+  std::string metrics() const { return httpGet(port, "/metrics").body; }
+  std::size_t published() const { return agent->count("event=published "); }
+  bool waitPublished(std::size_t n) const { return agent->waitForErr("event=published ", kWait, n); }
+  std::string serial() const { return TestCert::fromPem(file("ca-cert.pem")).serialColonHex(); }
+  // The published root rotation phase (-1 when the metric cannot be read).
+  double phase() const { return metric(metrics(), "cacerts_agent_root_rotation_phase").value_or(-1); }
+  // Metrics are set just after the files are swapped: poll rather than read once.
+  bool phaseBecomes(double phase_wanted) const {
+    return eventually([&] { return phase() == phase_wanted; }, kWait);
+  }
+};
+
+// Reads the set as istiod would, through the top-level names, and judges only reads that
+// provably came from one generation (..data unchanged around them).
+struct ConsistencyReader {
+  explicit ConsistencyReader(const TempDir& dir) : dir_(dir) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        readOnce();
+        std::this_thread::sleep_for(milliseconds(1));  // leave the shared cores to the agent
+      }
+    });
+  }
+  ~ConsistencyReader() { finish(); }
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void readOnce() {
+    std::error_code ec;
+    const auto before = fs::read_symlink(dir_.file("..data"), ec);
+    if (ec) return;
+    const std::string cert = readFile(dir_.file("ca-cert.pem")), key = readFile(dir_.file("ca-key.pem")),
+                      chain = readFile(dir_.file("cert-chain.pem")), root = readFile(dir_.file("root-cert.pem"));
+    const auto after = fs::read_symlink(dir_.file("..data"), ec);
+    if (ec || before != after) return;
+    ++reads;
+    const TestCert c = TestCert::fromPem(cert);
+    const TestKey k = TestKey::fromPem(key);
+    const bool ok = !c.empty() && !k.empty() && samePublicKey(c.publicKey(), k) && chain.rfind(cert, 0) == 0 &&
+                    !root.empty() && chain.find(root) != std::string::npos;
+    if (!ok) ++mixed;
+    serials.insert(c.empty() ? "" : c.serialColonHex());
+  }
+
+  const TempDir& dir_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::atomic<int> reads{0}, mixed{0};
+  std::set<std::string> serials;  // written by the reader thread only; read after finish()
+};
+
+// Requests to exactly /v1/<path> (any query), optionally only those answered with `status`.
+std::size_t countRequests(VaultTestServer& server, const std::string& method, const std::string& path,
+                          int status = 0) {
+  std::size_t n = 0;
+  for (const auto& r : server.requests()) {
+    if (r.method == method && r.path == "/v1/" + path && (status == 0 || r.status == status)) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("sidecar renews several times in a row, each reload confirmed, never a mixed set", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(s.pkiArgs("8s", "5s"));  // a renewal about every 3 s
+  REQUIRE(s.waitPublished(1));
+  ConsistencyReader reader(s.out);
+  INFO(s.agent->err());
+  REQUIRE(s.waitPublished(4));
+  REQUIRE(s.agent->waitForErr("event=reload_confirmed", kWait, 4));
+  reader.finish();
+  CHECK(reader.mixed == 0);
+  CHECK(reader.reads > 0);
+  CHECK(reader.serials.size() >= 3);
+
+  // Counted right after each confirmation: poll.
+  CHECK(eventually(
+      [&] { return metric(s.metrics(), "cacerts_agent_rotations_total", {{"result", "success"}}).value_or(0) >= 4; },
+      kWait));
+  const std::string page = s.metrics();
+  INFO(page);
+  CHECK(metric(page, "cacerts_agent_istiod_reload_confirmed") == 1.0);
+  CHECK(metric(page, "cacerts_agent_build_info", {{"version", CACERTS_VERSION}}) == 1.0);
+  CHECK(metric(page, "cacerts_agent_vault_requests_total", {{"operation", "pki_sign"}, {"code", "200"}}).value_or(0) >= 4);
+  CHECK(metric(page, "cacerts_agent_root_rotation_phase") == 0.0);
+  for (const char* name : {"cacerts_agent_ca_cert_expiry_timestamp_seconds", "cacerts_agent_root_cert_expiry_timestamp_seconds",
+                           "cacerts_agent_next_renewal_timestamp_seconds", "cacerts_agent_last_success_timestamp_seconds"}) {
+    INFO(name);
+    CHECK(metric(page, name).value_or(0) > 1.6e9);
+  }
+  // The expiry gauge describes the published ca-cert (polled: a renewal may land in between).
+  CHECK(eventually(
+      [&] {
+        const auto expiry = metric(s.metrics(), "cacerts_agent_ca_cert_expiry_timestamp_seconds");
+        return expiry == epochSeconds(TestCert::fromPem(s.file("ca-cert.pem")).notAfter());
+      },
+      kWait));
+  CHECK(httpGet(s.port, "/healthz").status == 200);
+  CHECK(httpGet(s.port, "/readyz").status == 200);
+  s.stop();
+  CHECK(runAgent({"check", "--dir", s.out.path(), "--min-remaining", "1s"}).exit_code == 0);
+}
+
+TEST_CASE("sidecar keeps files and readiness through a Vault outage and renews when Vault returns",
+          "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(s.pkiArgs("20s", "14s"));  // renewal about 6 s after the first publish
+  REQUIRE(s.waitPublished(1));
+  const std::string first = s.serial();
+  s.vault.server().stopListening();
+  const auto during = snapshotTree(s.out.path());
+  INFO(s.agent->err());
+  // Longer than one retry: at least two failed attempts.
+  REQUIRE(s.agent->waitForErr("event=renew_failed", kWait, 2));
+  CHECK(httpGet(s.port, "/readyz").status == 200);
+  CHECK(snapshotTree(s.out.path()) == during);
+  CHECK(metric(s.metrics(), "cacerts_agent_rotations_total", {{"result", "failure"}}).value_or(0) >= 2);
+  REQUIRE(s.vault.server().resumeListening());
+  REQUIRE(eventually([&] { return s.serial() != first; }, kWait));
+  CHECK(httpGet(s.port, "/readyz").status == 200);
+  CHECK(s.stop() < milliseconds(1500));
+}
+
+TEST_CASE("sidecar republishes a KV secret changed out of band, polling only metadata", "[sidecar-e2e]") {
+  Sidecar s;
+  s.start(concat(s.baseArgs({"--auth-method", "token", "--token-file", s.vault.tokenFile()}), E2eVault::kvArgs()));
+  REQUIRE(s.waitPublished(1));
+  REQUIRE(s.file("ca-cert.pem") == s.vault.intermediate().cert.pem());
+  const std::string metadata = "secret/metadata/istio/cacerts", data = "secret/data/istio/cacerts";
+  auto& server = s.vault.server();
+  // After the first poll (which reads the secret once: no version was known yet), unchanged
+  // polls read only the metadata.
+  REQUIRE(eventually([&] { return countRequests(server, "GET", metadata) >= 2; }, kWait));
+  const std::size_t reads = countRequests(server, "GET", data);
+  const std::size_t polls = countRequests(server, "GET", metadata);
+  REQUIRE(eventually([&] { return countRequests(server, "GET", metadata) >= polls + 3; }, kWait));
+  CHECK(countRequests(server, "GET", data) == reads);
+
+  const auto now = std::chrono::system_clock::now();
+  CertSpec spec;
+  spec.path_len = 0;
+  spec.not_before = now - std::chrono::minutes(1);
+  spec.not_after = now + std::chrono::hours(24 * 30);
+  const TestCa next = makeIntermediate(s.vault.root(), "E2E istiod Intermediate 2", spec);
+  s.vault.putCa("istio/cacerts", next.cert.pem(), next.key.pkcs8Pem(), next.cert.pem() + s.vault.root().cert.pem(),
+                s.vault.root().cert.pem());
+  REQUIRE(eventually([&] { return s.file("ca-cert.pem") == next.cert.pem(); }, kWait));
+  CHECK(s.file("root-cert.pem") == s.vault.root().cert.pem());
+  const std::size_t reads_after = countRequests(server, "GET", data);
+  CHECK(reads_after > reads);
+  const std::size_t polls_after = countRequests(server, "GET", metadata);
+  REQUIRE(eventually([&] { return countRequests(server, "GET", metadata) >= polls_after + 3; }, kWait));
+  INFO(s.agent->err());
+  CHECK(countRequests(server, "GET", data) == reads_after);
+  s.stop();
+}
+
+TEST_CASE("sidecar renews at once on SIGHUP and on `rotate`; rotate without a sidecar exits 4", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(s.pkiArgs("1h", "10m"));
+  REQUIRE(s.waitPublished(1));
+  const std::string first = s.serial();
+  s.agent->signal(SIGHUP);
+  INFO(s.agent->err());
+  REQUIRE(s.waitPublished(2));
+  const std::string second = s.serial();
+  CHECK(second != first);
+  const auto rotated = runAgent({"rotate", "--listen", "127.0.0.1:" + std::to_string(s.port)});
+  INFO(rotated.err);
+  CHECK(rotated.exit_code == 0);
+  REQUIRE(s.waitPublished(3));
+  CHECK(s.serial() != second);
+  CHECK(s.agent->count("event=rotate_requested") == 2);
+  s.stop();
+
+  const auto nobody = runAgent({"rotate", "--listen", "127.0.0.1:" + std::to_string(freePort())});
+  CHECK(nobody.exit_code == 4);
+  CHECK_THAT(nobody.err, Catch::Contains("no sidecar answered"));
+}
+
+TEST_CASE("sidecar stops within a second on SIGTERM and leaves a consistent directory", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(s.pkiArgs("1h", "10m"));
+  REQUIRE(s.waitPublished(1));
+  const auto settled = [&] {
+    CHECK_FALSE(fs::exists(s.out.file("..data_tmp")));
+    const auto check = runAgent({"check", "--dir", s.out.path(), "--min-remaining", "1s"});
+    INFO(check.out);
+    CHECK(check.exit_code == 0);
+    int generations = 0;
+    for (const auto& e : fs::directory_iterator(s.out.path())) {
+      const auto name = e.path().filename().string();
+      if (name.rfind("..", 0) == 0 && name != "..data" && !fs::is_symlink(e.path())) ++generations;
+    }
+    CHECK(generations == 1);
+  };
+  SECTION("while idle") {
+    CHECK(s.stop() < milliseconds(1000));
+    settled();
+  }
+  SECTION("right after a forced renewal started") {
+    s.agent->signal(SIGHUP);
+    REQUIRE(eventually([&] { return countRequests(s.vault.server(), "POST", "pki/root/sign-intermediate") >= 2; },
+                       kWait));
+    CHECK(s.stop() < milliseconds(1000));
+    settled();
+  }
+  SECTION("while a Vault call hangs") {
+    Fault slow;
+    slow.kind = Fault::Kind::kDelay;
+    slow.path_prefix = "pki/root/sign-intermediate";
+    slow.delay = seconds(3);  // far beyond the grace period; the server thread sleeps it out
+    s.vault.server().injectFault(slow);
+    s.agent->signal(SIGHUP);
+    REQUIRE(eventually([&] { return countRequests(s.vault.server(), "POST", "pki/root/sign-intermediate") >= 2; },
+                       kWait));
+    CHECK(s.stop() < milliseconds(1000));
+    CHECK(s.agent->count("event=shutdown_forced") == 1);
+    settled();
+  }
+}
+
+TEST_CASE("sidecar rotates a root through all three phases, surviving a restart", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(concat(s.pkiArgs("1h", "10m"),
+                 {"--istiod-multiroot", "true", "--root-propagation", "3s", "--root-retire", "2s"}));
+  REQUIRE(s.waitPublished(1));
+  const std::string root_a = s.file("root-cert.pem");
+  const std::string ca_a = s.file("ca-cert.pem");
+  const auto b = s.vault.server().pkiGenerateRoot(
+      "", "pki", {{"common_name", "Mesh Root B"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-b"}});
+  REQUIRE(b);
+  REQUIRE(s.vault.server().pkiSetDefaultIssuer("", "pki", "root-b"));
+  const TestCert root_b = TestCert::fromPem(b.value()["certificate"].get<std::string>());
+  s.agent->signal(SIGHUP);
+  INFO(s.agent->err());
+
+  // Phase 1: root B appended after A's bytes; the intermediate from A stays.
+  REQUIRE(eventually([&] { return s.file("root-cert.pem") != root_a; }, kWait));
+  const std::string both = s.file("root-cert.pem");
+  CHECK(both == root_a + root_b.pem());
+  CHECK(s.file("ca-cert.pem") == ca_a);
+  CHECK(s.phaseBecomes(1));
+
+  // The phase is kept inside the generation: a restarted sidecar continues it.
+  s.restart();
+  CHECK(s.agent->waitForErr("event=adopted", kWait));
+  CHECK(s.agent->count("root_phase=1") >= 1);
+
+  // Phase 2: after --root-propagation, an intermediate from B with the same root bytes.
+  REQUIRE(eventually([&] { return s.file("ca-cert.pem") != ca_a; }, kWait));
+  const TestCert ca_b = TestCert::fromPem(s.file("ca-cert.pem"));
+  CHECK(X509_check_issued(root_b.x509.get(), ca_b.x509.get()) == X509_V_OK);
+  CHECK(s.file("root-cert.pem") == both);
+  CHECK(s.phaseBecomes(2));
+  CHECK(s.agent->count("event=root_phase phase=1") == 0);  // continued, not restarted
+
+  // Phase 3: after --root-retire and once A is gone from Vault, A drops from the front.
+  REQUIRE(s.vault.server().pkiDeleteIssuer("", "pki", "root-a"));
+  REQUIRE(eventually([&] { return s.file("root-cert.pem") == root_b.pem(); }, kWait));
+  CHECK(both.find(s.file("root-cert.pem")) != std::string::npos);
+  CHECK(s.phaseBecomes(3));
+  CHECK(runAgent({"check", "--dir", s.out.path(), "--min-remaining", "1s"}).exit_code == 0);
+  s.stop();
+}
+
+TEST_CASE("sidecar without --istiod-multiroot refuses a root change and keeps serving", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(s.pkiArgs("1h", "10m"));
+  REQUIRE(s.waitPublished(1));
+  const auto before = snapshotTree(s.out.path());
+  REQUIRE(s.vault.server().pkiGenerateRoot(
+      "", "pki", {{"common_name", "Mesh Root B"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-b"}}));
+  REQUIRE(s.vault.server().pkiSetDefaultIssuer("", "pki", "root-b"));
+  s.agent->signal(SIGHUP);
+  INFO(s.agent->err());
+  REQUIRE(s.agent->waitForErr("event=root_change_blocked", kWait));
+  REQUIRE(s.agent->waitForErr("event=renew_failed", kWait));  // logged once the refusal is counted
+  CHECK(s.agent->count("ISTIO_MULTIROOT_MESH") >= 1);
+  CHECK(snapshotTree(s.out.path()) == before);
+  const std::string page = s.metrics();
+  CHECK(metric(page, "cacerts_agent_root_change_blocked") == 1.0);
+  CHECK(metric(page, "cacerts_agent_rotations_total", {{"result", "blocked"}}).value_or(0) >= 1);
+  CHECK(httpGet(s.port, "/readyz").status == 200);
+  s.stop();
+  CHECK(snapshotTree(s.out.path()) == before);
+}
+
+TEST_CASE("sidecar logs in again exactly once when its token expires mid-run", "[sidecar-e2e]") {
+  Sidecar s;
+  s.setUpPki();
+  REQUIRE(s.vault.server().enableAuth("", "kubernetes", "kubernetes"));
+  KubernetesRole role;
+  role.name = "istiod";
+  role.bound_service_account_names = {"istiod"};
+  role.bound_service_account_namespaces = {"istio-system"};
+  role.policies = {"signer"};
+  REQUIRE(s.vault.server().addKubernetesRole("", "kubernetes", role));
+  s.start(concat(s.baseArgs({"--auth-method", "kubernetes", "--auth-role", "istiod", "--jwt-file", s.vault.jwtFile()}),
+                 {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "1h"}));
+  REQUIRE(s.waitPublished(1));
+  CHECK(countRequests(s.vault.server(), "POST", "auth/kubernetes/login") == 1);
+  // The server's clock jumps past the token's TTL; the agent cannot know until Vault says so.
+  s.vault.server().advanceClock(std::chrono::hours(2));
+  s.agent->signal(SIGHUP);
+  INFO(s.agent->err());
+  REQUIRE(s.waitPublished(2));
+  CHECK(countRequests(s.vault.server(), "POST", "auth/kubernetes/login") == 2);
+  CHECK(countRequests(s.vault.server(), "POST", "pki/root/sign-intermediate", 403) == 1);
+  CHECK(countRequests(s.vault.server(), "POST", "auth/token/renew-self") == 0);
+  CHECK(metric(s.metrics(), "cacerts_agent_vault_requests_total", {{"operation", "login"}, {"code", "200"}}) == 2.0);
+  s.stop();
+}
+
+}  // namespace cacerts::testing
