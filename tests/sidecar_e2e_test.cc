@@ -179,7 +179,6 @@ struct Sidecar {
 
   std::string file(const std::string& name) const { return readFile(out.file(name)); }
   std::string metrics() const { return httpGet(port, "/metrics").body; }
-  std::size_t published() const { return agent->count("event=published "); }
   bool waitPublished(std::size_t n) const { return agent->waitForErr("event=published ", kWait, n); }
   std::string serial() const { return TestCert::fromPem(file("ca-cert.pem")).serialColonHex(); }
   // The published root rotation phase (-1 when the metric cannot be read).
