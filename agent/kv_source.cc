@@ -100,6 +100,10 @@ Result<nlohmann::json> KvSource::readSecret(const KvLocation& where, const KvRef
 }
 
 Result<CaMaterial> KvSource::load() {
+  return guardResponseShape("kv " + refs_.cert.path, [this] { return loadUnguarded(); });
+}
+
+Result<CaMaterial> KvSource::loadUnguarded() {
   struct Wanted {
     const KvRef* ref;
     std::string role;
@@ -146,6 +150,10 @@ Result<CaMaterial> KvSource::load() {
 }
 
 Result<std::optional<std::string>> KvSource::versionStamp() {
+  return guardResponseShape("kv metadata " + refs_.cert.path, [this] { return versionStampUnguarded(); });
+}
+
+Result<std::optional<std::string>> KvSource::versionStampUnguarded() {
   std::vector<const KvRef*> refs = {&refs_.cert, &refs_.key};
   if (refs_.chain) refs.push_back(&*refs_.chain);
   if (refs_.root) refs.push_back(&*refs_.root);

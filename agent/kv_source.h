@@ -42,6 +42,8 @@ class KvSource final : public CaSource {
   Result<std::optional<std::string>> changeStamp() override { return versionStamp(); }
 
  private:
+  Result<CaMaterial> loadUnguarded();
+  Result<std::optional<std::string>> versionStampUnguarded();
   Result<KvLocation> locate(const std::string& path);
   Result<nlohmann::json> readSecret(const KvLocation& where, const KvRef& ref);
 

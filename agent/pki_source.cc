@@ -183,6 +183,10 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
 }
 
 Result<std::optional<std::string>> PkiSource::changeStamp() {
+  return guardResponseShape("pki issuers of " + settings_.sign_path, [this] { return changeStampUnguarded(); });
+}
+
+Result<std::optional<std::string>> PkiSource::changeStampUnguarded() {
   ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
   ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(mount, {}));
   // Empty only when the issuers cannot be listed: then there is nothing cheap to compare.
@@ -193,6 +197,10 @@ Result<std::optional<std::string>> PkiSource::changeStamp() {
 }
 
 Result<CaMaterial> PkiSource::load() {
+  return guardResponseShape("pki " + settings_.sign_path, [this] { return loadUnguarded(); });
+}
+
+Result<CaMaterial> PkiSource::loadUnguarded() {
   ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
   ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());
 

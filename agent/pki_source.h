@@ -43,6 +43,8 @@ class PkiSource final : public CaSource {
     Secret key_pem;
     std::string csr;
   };
+  Result<CaMaterial> loadUnguarded();
+  Result<std::optional<std::string>> changeStampUnguarded();
   Result<KeyAndCsr> keyAndCsr();
   Result<std::vector<Certificate>> trustBundle(const std::string& mount, const std::vector<Certificate>& returned);
 

@@ -229,7 +229,11 @@ Result<VaultToken> VaultClient::loginWith(const std::string& mount, const nlohma
     }
     return withContext(e, what);
   }
-  const auto& auth = r->body.is_object() ? r->body.value("auth", nlohmann::json()) : nlohmann::json();
+  return guardResponseShape(what, [&]() -> Result<VaultToken> { return parseLogin(r->body, what); });
+}
+
+Result<VaultToken> VaultClient::parseLogin(const nlohmann::json& body, const std::string& what) {
+  const auto& auth = body.is_object() ? body.value("auth", nlohmann::json()) : nlohmann::json();
   if (!auth.is_object() || !auth.contains("client_token") || !auth["client_token"].is_string() ||
       auth["client_token"].get_ref<const std::string&>().empty()) {
     return Error{ErrorCode::kUnavailable, what + ": login response has no auth.client_token"};
@@ -245,7 +249,11 @@ Result<VaultToken> VaultClient::loginWith(const std::string& mount, const nlohma
 Status VaultClient::renewToken(Duration increment) {
   nlohmann::json body = {{"increment", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(increment).count()) + "s"}};
   ASSIGN_OR_RETURN(VaultResponse r, withRetries("POST", "auth/token/renew-self", &body, true, false));
-  const auto& auth = r.body.is_object() ? r.body.value("auth", nlohmann::json()) : nlohmann::json();
+  return guardResponseShape("vault renew-self", [&]() -> Status { return applyRenewal(r.body); });
+}
+
+Status VaultClient::applyRenewal(const nlohmann::json& response) {
+  const auto& auth = response.is_object() ? response.value("auth", nlohmann::json()) : nlohmann::json();
   if (!auth.is_object()) return Error{ErrorCode::kUnavailable, "vault renew-self: response has no auth block"};
   if (token_) {
     token_->ttl = std::chrono::seconds(auth.value("lease_duration", 0));

@@ -109,6 +109,9 @@ class VaultClient {
   Result<VaultResponse> withRetries(const std::string& method, const std::string& path,
                                     const nlohmann::json* body, bool authenticated, bool allow_not_found);
 
+  Result<VaultToken> parseLogin(const nlohmann::json& body, const std::string& what);
+  Status applyRenewal(const nlohmann::json& response);
+
   HttpTransport& transport_;
   std::string namespace_;
   Clock& clock_;
@@ -121,6 +124,19 @@ class VaultClient {
   std::function<void(const std::string&, int)> observer_;
   int login_count_ = 0;
 };
+
+// Response shapes are checked field by field, but a JSON type the code did not expect (a
+// number where a string belongs) makes nlohmann throw. This turns that into an error value at
+// the adapter boundary; the exception text is dropped because it can describe payload values.
+// Transient, like a malformed body: a proxy or a Vault upgrade in flight may cause it.
+template <class F>
+auto guardResponseShape(const std::string& what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const nlohmann::json::exception&) {
+    return Error{ErrorCode::kUnavailable, what + ": unexpected response shape from Vault"};
+  }
+}
 
 // Normalises a mount given as "kube-c1", "auth/kube-c1" or "/auth/kube-c1/" to "kube-c1".
 std::string normaliseAuthMount(std::string mount);

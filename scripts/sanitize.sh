@@ -17,8 +17,8 @@ jobs=${SANITIZE_JOBS:-$(nproc)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
-# Warnings are enforced by the regular build; here they are not errors, because g++ 12 with
-# ASan reports false -Wmaybe-uninitialized positives inside libstdc++'s <regex>.
+# Warnings are enforced by the regular build; here they are not errors: g++ 12's
+# -Wmaybe-uninitialized gives false positives under ASan (seen inside libstdc++'s <regex>).
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCACERTS_WERROR=OFF \
   -DCACERTS_SANITIZE=address,undefined >/dev/null
 cmake --build "$build" -j "$jobs"
