@@ -210,3 +210,33 @@ TEST_CASE("auth mounts are accepted with or without the auth/ prefix", "[vault_c
 }
 
 }  // namespace cacerts
+
+namespace cacerts {
+
+TEST_CASE("unexpected JSON types in Vault responses become error values, not crashes", "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random;
+  SECTION("login with a string lease_duration") {
+    FakeHttpTransport transport([](const HttpRequest&) {
+      return Result<HttpResponse>(json(200, R"({"auth":{"client_token":"t","lease_duration":"3600","renewable":"yes"}})"));
+    });
+    VaultClient client(transport, "", clock, random);
+    auto r = client.loginWith("kubernetes", nlohmann::json{{"role", "r"}}, "kubernetes login");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kUnavailable);
+    CHECK_THAT(r.error().message, Catch::Contains("unexpected response shape"));
+  }
+  SECTION("guardResponseShape passes values through and catches type errors") {
+    auto good = guardResponseShape("x", []() -> Result<int> { return 7; });
+    REQUIRE(good);
+    CHECK(*good == 7);
+    auto bad = guardResponseShape("kv secret/x", []() -> Result<int> {
+      const nlohmann::json j = {{"path", true}};
+      return static_cast<int>(j.value("path", std::string()).size());
+    });
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message == "kv secret/x: unexpected response shape from Vault");
+  }
+}
+
+}  // namespace cacerts
