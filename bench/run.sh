@@ -193,6 +193,7 @@ start_sidecar() {
   local name=$1 i port=""
   shift
   mkdir -p "$shm/$name"
+  : >"$work/$name.log"
   "$agent" sidecar --dir "$shm/$name" --listen 127.0.0.1:0 --istiod-metrics-url "" "$@" 2>"$work/$name.log" &
   sc_pid[$name]=$!
   pids+=("$!")
