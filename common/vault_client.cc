@@ -41,6 +41,16 @@ std::string summariseErrors(const nlohmann::json& body) {
   return out;
 }
 
+// lease_duration in seconds, clamped: a float or out-of-range number must not become UB.
+std::chrono::seconds leaseSeconds(const nlohmann::json& auth) {
+  const auto it = auth.find("lease_duration");
+  if (it == auth.end() || !it->is_number()) return std::chrono::seconds(0);
+  const double v = it->get<double>();
+  if (!(v > 0)) return std::chrono::seconds(0);
+  constexpr double kMax = 10.0 * 365 * 24 * 3600;  // ten years: longer is "does not expire" in practice
+  return std::chrono::seconds(static_cast<long long>(std::min(v, kMax)));
+}
+
 std::string percentEncodePath(const std::string& path) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;
@@ -241,7 +251,7 @@ Result<VaultToken> VaultClient::parseLogin(const nlohmann::json& body, const std
   VaultToken t;
   std::string raw = auth["client_token"].get<std::string>();
   t.token = Secret::takeFrom(raw);
-  t.ttl = std::chrono::seconds(auth.value("lease_duration", 0));
+  t.ttl = leaseSeconds(auth);
   t.renewable = auth.value("renewable", false);
   return t;
 }
@@ -256,7 +266,7 @@ Status VaultClient::applyRenewal(const nlohmann::json& response) {
   const auto& auth = response.is_object() ? response.value("auth", nlohmann::json()) : nlohmann::json();
   if (!auth.is_object()) return Error{ErrorCode::kUnavailable, "vault renew-self: response has no auth block"};
   if (token_) {
-    token_->ttl = std::chrono::seconds(auth.value("lease_duration", 0));
+    token_->ttl = leaseSeconds(auth);
     token_->renewable = auth.value("renewable", false);
     token_obtained_ = clock_.now();
   }
