@@ -1,0 +1,195 @@
+#include "tests/support/sidecar_harness.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace cacerts::testing {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+namespace fs = std::filesystem;
+
+FakeIstiod::FakeIstiod(std::string dir) : dir_(std::move(dir)), server_(std::make_unique<httplib::Server>()) {
+  server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    ++scrapes_;
+    const TestCert cert = TestCert::fromPem(readFile(dir_ + "/ca-cert.pem"));
+    if (cert.empty()) {
+      res.status = 503;
+      return;
+    }
+    const auto not_after = std::chrono::duration_cast<seconds>(cert.notAfter().time_since_epoch()).count();
+    res.set_content("# TYPE citadel_server_cert_chain_expiry_timestamp gauge\n"
+                    "citadel_server_cert_chain_expiry_timestamp " +
+                        std::to_string(not_after) + "\n",
+                    "text/plain");
+  });
+  port_ = server_->bind_to_any_port("127.0.0.1");
+  if (port_ <= 0) throw std::runtime_error("fake istiod: cannot bind");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  if (!eventually([this] { return server_->is_running(); }, milliseconds(5000))) {
+    server_->stop();
+    thread_.join();
+    throw std::runtime_error("fake istiod: did not start");
+  }
+}
+
+FakeIstiod::~FakeIstiod() {
+  server_->stop();
+  thread_.join();
+}
+
+std::string FakeIstiod::url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/metrics"; }
+
+HttpAnswer httpGet(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(5, 0);
+  auto res = client.Get(path.c_str());
+  if (!res) return {0, httplib::to_string(res.error())};
+  return {res->status, res->body};
+}
+
+std::optional<double> metric(const std::string& page, const std::string& name, const Labels& labels) {
+  auto sample = findMetricSample(page, name, labels);
+  if (!sample || !sample->has_value()) return std::nullopt;
+  return (*sample)->value;
+}
+
+double epochSeconds(SystemTime t) {
+  return static_cast<double>(std::chrono::duration_cast<seconds>(t.time_since_epoch()).count());
+}
+
+void scanOutput(const BackgroundProcess& p) {
+  for (const std::string& text : {p.out(), p.err()}) {
+    CHECK(text.find(kTokenMarker) == std::string::npos);
+    CHECK(text.find(kSecretIdMarker) == std::string::npos);
+    CHECK(text.find(kJwtMarkerClaim) == std::string::npos);
+    CHECK(text.find("PRIVATE KEY") == std::string::npos);
+    CHECK(text.find("eyJ") == std::string::npos);
+  }
+}
+
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+void Sidecar::setUpPki() {
+  REQUIRE(vault.server().enablePki("", "pki", std::chrono::hours(87600)));
+  REQUIRE(vault.server().pkiGenerateRoot(
+      "", "pki", {{"common_name", "Mesh Root A"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-a"}}));
+  REQUIRE(vault.server().setPolicy("", "signer", {{"pki/*", {"create", "read", "update", "list"}}}));
+  token_file = vault.tokenFile({"signer"});
+}
+
+std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth) const {
+  return concat({"sidecar", "--dir", out.path(), "--listen", "127.0.0.1:0", "--istiod-metrics-url", istiod.url(),
+                 "--vault-addr", vault.addr(), "--vault-cacert", vault.caFile(), "--log-level", "debug", "--timeout",
+                 "1s", "--retry-initial", "200ms", "--retry-max", "1s", "--confirm-timeout", "2s",
+                 "--kv-poll-interval", "300ms", "--jitter", "0", "--min-remaining", "1s"},
+                auth);
+}
+
+std::vector<std::string> Sidecar::pkiArgs(const std::string& ttl, const std::string& renew_before) const {
+  return concat(baseArgs({"--auth-method", "token", "--token-file", token_file}),
+                {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", ttl, "--renew-before",
+                 renew_before, "--renew-fraction", "0.99"});
+}
+
+void Sidecar::start(std::vector<std::string> a) {
+  args = std::move(a);
+  agent = startAgent(args);
+  const bool started = agent->waitForErr("event=sidecar_started", kSidecarWait);
+  INFO("exit code " << agent->wait(milliseconds(0)).value_or(-1) << "; stdout: " << agent->out() << "; stderr: "
+                    << agent->err());
+  REQUIRE(started);
+  // "event=sidecar_started listen=127.0.0.1:0 port=41961 ..."
+  const std::string err = agent->err();
+  const auto at = err.find(" port=", err.find("event=sidecar_started"));
+  REQUIRE(at != std::string::npos);
+  port = std::atoi(err.c_str() + at + 6);
+  REQUIRE(port > 0);
+}
+
+void Sidecar::restart() {
+  stop();
+  start(args);
+}
+
+milliseconds Sidecar::stop() {
+  const auto t0 = std::chrono::steady_clock::now();
+  agent->signal(SIGTERM);
+  const auto code = agent->wait(kSidecarWait);
+  const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+  INFO(agent->err());
+  REQUIRE(code);
+  CHECK(*code == 0);
+  scanOutput(*agent);
+  return took;
+}
+
+bool Sidecar::waitPublished(std::size_t n) const { return agent->waitForErr("event=published ", kSidecarWait, n); }
+
+std::string Sidecar::serial() const { return TestCert::fromPem(file("ca-cert.pem")).serialColonHex(); }
+
+double Sidecar::phase() const { return metric(metrics(), "cacerts_agent_root_rotation_phase").value_or(-1); }
+
+bool Sidecar::phaseBecomes(double phase_wanted) const {
+  return eventually([&] { return phase() == phase_wanted; }, kSidecarWait);
+}
+
+ConsistencyReader::ConsistencyReader(const TempDir& dir) : dir_(dir) {
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      readOnce();
+      std::this_thread::sleep_for(milliseconds(1));  // leave the shared cores to the agent
+    }
+  });
+}
+
+void ConsistencyReader::finish() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ConsistencyReader::readOnce() {
+  std::error_code ec;
+  const auto before = fs::read_symlink(dir_.file("..data"), ec);
+  if (ec) return;
+  const std::string cert = readFile(dir_.file("ca-cert.pem")), key = readFile(dir_.file("ca-key.pem")),
+                    chain = readFile(dir_.file("cert-chain.pem")), root = readFile(dir_.file("root-cert.pem"));
+  const auto after = fs::read_symlink(dir_.file("..data"), ec);
+  if (ec || before != after) return;
+  ++reads;
+  const TestCert c = TestCert::fromPem(cert);
+  const TestKey k = TestKey::fromPem(key);
+  const bool ok = !c.empty() && !k.empty() && samePublicKey(c.publicKey(), k) && chain.rfind(cert, 0) == 0 &&
+                  !root.empty() && chain.find(root) != std::string::npos;
+  if (!ok) ++mixed;
+  serials.insert(c.empty() ? "" : c.serialColonHex());
+}
+
+std::size_t countRequests(VaultTestServer& server, const std::string& method, const std::string& path, int status) {
+  std::size_t n = 0;
+  for (const auto& r : server.requests()) {
+    if (r.method == method && r.path == "/v1/" + path && (status == 0 || r.status == status)) ++n;
+  }
+  return n;
+}
+
+}  // namespace cacerts::testing

@@ -1,0 +1,116 @@
+// Shared pieces of the sidecar end-to-end suites: a fake istiod metrics endpoint, one
+// sidecar under test with its Vault and output directory, a reader that checks every read
+// set the way istiod would consume it, and small HTTP/metrics helpers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/prom_parse.h"
+#include "tests/support/background_process.h"
+#include "tests/support/e2e.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace cacerts::testing {
+
+// Generous: two shared cores, tests in parallel.
+inline constexpr std::chrono::milliseconds kSidecarWait{20000};
+
+// istiod's side of reload confirmation: citadel_server_cert_chain_expiry_timestamp is the
+// notAfter of the ca-cert.pem currently in `dir`, as if istiod reloaded at once. Counts
+// the scrapes it answered. Throws std::runtime_error when it cannot listen.
+class FakeIstiod {
+ public:
+  explicit FakeIstiod(std::string dir);
+  ~FakeIstiod();
+  FakeIstiod(const FakeIstiod&) = delete;
+  FakeIstiod& operator=(const FakeIstiod&) = delete;
+  std::string url() const;
+  int scrapes() const { return scrapes_; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<httplib::Server> server_;
+  int port_ = 0;
+  std::atomic<int> scrapes_{0};
+  std::thread thread_;
+};
+
+struct HttpAnswer {
+  int status = 0;
+  std::string body;  // the error when status is 0
+};
+HttpAnswer httpGet(int port, const std::string& path);
+
+std::optional<double> metric(const std::string& page, const std::string& name, const Labels& labels = {});
+double epochSeconds(SystemTime t);
+
+// CHECKs that no output of `p` carries a credential marker, a private key or a JWT.
+void scanOutput(const BackgroundProcess& p);
+
+// A loopback TCP port that was free a moment ago.
+int freePort();
+
+// One sidecar under test with its Vault, output directory and istiod.
+struct Sidecar {
+  E2eVault vault;
+  TempDir out;
+  FakeIstiod istiod{out.path()};
+  std::string token_file;
+  std::vector<std::string> args;
+  std::unique_ptr<BackgroundProcess> agent;
+  int port = 0;
+
+  // A PKI mount "pki" with root A as its default issuer, and a token that may sign.
+  void setUpPki();
+  std::vector<std::string> baseArgs(const std::vector<std::string>& auth) const;
+  // PKI source; renewals `renew_before` before a notAfter `ttl` after signing (Vault
+  // backdates notBefore by 30 s, so the fraction rule never comes first).
+  std::vector<std::string> pkiArgs(const std::string& ttl, const std::string& renew_before) const;
+
+  // Starts the agent and REQUIREs event=sidecar_started; records the status port.
+  void start(std::vector<std::string> a);
+  void restart();
+  // SIGTERM; REQUIREs exit 0 and scans the output; returns how long the exit took.
+  std::chrono::milliseconds stop();
+
+  std::string file(const std::string& name) const { return readFile(out.file(name)); }
+  std::string metrics() const { return httpGet(port, "/metrics").body; }
+  bool waitPublished(std::size_t n) const;
+  std::string serial() const;
+  // The published root rotation phase (-1 when the metric cannot be read).
+  double phase() const;
+  // Metrics are set just after the files are swapped: poll rather than read once.
+  bool phaseBecomes(double phase_wanted) const;
+};
+
+// Reads the set as istiod would, through the top-level names, on a thread of its own, and
+// judges only reads that provably came from one generation (..data unchanged around them).
+struct ConsistencyReader {
+  explicit ConsistencyReader(const TempDir& dir);
+  ~ConsistencyReader() { finish(); }
+  void finish();
+  void readOnce();
+
+  const TempDir& dir_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::atomic<int> reads{0}, mixed{0};
+  std::set<std::string> serials;  // written by the reader thread only; read after finish()
+};
+
+// Requests to exactly /v1/<path> (any query), optionally only those answered with `status`.
+std::size_t countRequests(VaultTestServer& server, const std::string& method, const std::string& path,
+                          int status = 0);
+
+}  // namespace cacerts::testing
