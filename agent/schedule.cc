@@ -30,17 +30,6 @@ SystemTime renewalTime(SystemTime not_before, SystemTime not_after, const Renewa
   return not_before + Duration(offset);
 }
 
-Duration backoffDelay(int attempt, const BackoffPolicy& policy, double u) {
-  const double initial = static_cast<double>(std::max<Duration::rep>(policy.initial.count(), 0));
-  const double max = static_cast<double>(std::max<Duration::rep>(policy.max.count(), 0));
-  // 2^1023 is the largest finite power; the product may become +inf, which min() absorbs.
-  const double growth = std::ldexp(1.0, std::clamp(attempt, 0, 1023));
-  const double ceiling = std::min(max, initial * growth);
-  const double unit = std::min(clampUnit(u), std::nextafter(1.0, 0.0));
-  const auto wait = Duration(static_cast<Duration::rep>(std::floor(unit * ceiling)));
-  return std::max(wait, kMinBackoffDelay);
-}
-
 Duration capWait(Duration wait, SystemTime now, SystemTime deadline) {
   if (deadline <= now) return Duration::zero();
   if (wait <= Duration::zero()) return Duration::zero();

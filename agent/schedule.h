@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 
 namespace cacerts {
@@ -37,21 +38,6 @@ struct RenewalPolicy {
 // overflow.
 SystemTime renewalTime(SystemTime not_before, SystemTime not_after, const RenewalPolicy& policy,
                        double u);
-
-struct BackoffPolicy {
-  Duration initial = std::chrono::seconds(5);
-  Duration max = std::chrono::minutes(5);
-};
-
-// The smallest delay backoffDelay returns: a retry loop never spins, even with u == 0 or a
-// zero initial delay.
-inline constexpr Duration kMinBackoffDelay{100};
-
-// Exponential backoff with full jitter: uniform in [0, min(max, initial * 2^attempt)) for
-// attempt counted from 0 (negative counts as 0), drawn as u * ceiling with u clamped to
-// [0, 1), then raised to kMinBackoffDelay. Growth saturates at max without overflow for
-// any attempt.
-Duration backoffDelay(int attempt, const BackoffPolicy& policy, double u);
 
 // Caps a wait so that it never sleeps past deadline (e.g. the current certificate's
 // expiry): min(wait, deadline - now), rounded down to whole milliseconds, never negative.

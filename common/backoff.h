@@ -1,23 +1,23 @@
-// Exponential backoff with full jitter, as a pure function so callers and tests pass the
-// randomness in.
+// Exponential backoff with full jitter, as a pure function so that callers and tests pass
+// the randomness in. Used by Vault request retries and by the sidecar's renewal retries.
 #pragma once
-
-#include <algorithm>
-#include <cmath>
 
 #include "common/clock.h"
 
 namespace cacerts {
 
-// attempt counts from 0. Returns a wait uniform in [floor, min(max, initial * 2^attempt)),
-// where u in [0,1) supplies the randomness and floor (a tenth of initial) keeps retries from
-// hammering a struggling server with zero-delay bursts.
-inline Duration backoffDelay(int attempt, Duration initial, Duration max, double u) {
-  const double ceiling = std::min(static_cast<double>(max.count()),
-                                  static_cast<double>(initial.count()) * std::pow(2.0, std::min(attempt, 30)));
-  const double floor = static_cast<double>(initial.count()) / 10.0;
-  const double wait = std::max(floor, ceiling * std::clamp(u, 0.0, 1.0));
-  return Duration(static_cast<Duration::rep>(wait));
-}
+struct BackoffPolicy {
+  Duration initial = std::chrono::seconds(5);
+  Duration max = std::chrono::minutes(5);
+};
+
+// The smallest delay backoffDelay returns: a retry loop never spins, even with u == 0 or a
+// zero initial delay.
+inline constexpr Duration kMinBackoffDelay{100};
+
+// Uniform in [0, min(max, initial * 2^attempt)) for attempt counted from 0 (negative counts
+// as 0), drawn as u * ceiling with u clamped to [0, 1), then raised to kMinBackoffDelay.
+// Growth saturates at max without overflow for any attempt.
+Duration backoffDelay(int attempt, const BackoffPolicy& policy, double u);
 
 }  // namespace cacerts

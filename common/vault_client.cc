@@ -174,7 +174,7 @@ Result<VaultResponse> VaultClient::withRetries(const std::string& method, const 
     Result<VaultResponse> r = attempt(method, path, body, authenticated, allow_not_found, &retry_after);
     if (r || !isTransient(r.error().code)) return r;
     if (!deadline_) return r;
-    Duration wait = retry_after.value_or(backoffDelay(n, retry_.initial, retry_.max, random_.uniform01()));
+    Duration wait = retry_after.value_or(backoffDelay(n, BackoffPolicy{retry_.initial, retry_.max}, random_.uniform01()));
     const SystemTime now = clock_.now();
     if (now >= *deadline_) {
       return Error{ErrorCode::kDeadlineExceeded,

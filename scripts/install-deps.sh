@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ca-certificates
   libssl-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2
-  openssl curl jq time python3 python3-yaml python3-pyflakes
+  openssl curl jq time strace python3 python3-yaml python3-pyflakes
   shellcheck yamllint
   clang libclang-rt-14-dev
   unzip util-linux
