@@ -9,12 +9,14 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "tests/support/output_capture.h"
 #include "tests/support/process.h"
 
 namespace cacerts::testing {
 
 BackgroundProcess::BackgroundProcess(const std::string& binary, const std::vector<std::string>& args,
-                                     const std::map<std::string, std::string>& env) {
+                                     const std::map<std::string, std::string>& env)
+    : binary_(binary), args_(args) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -58,6 +60,7 @@ BackgroundProcess::~BackgroundProcess() {
     ::waitpid(pid_, &status, 0);
   }
   if (reader_.joinable()) reader_.join();
+  captureOutput(binary_, args_, out_, err_);
 }
 
 void BackgroundProcess::readLoop(int out_fd, int err_fd) {

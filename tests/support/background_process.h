@@ -21,7 +21,8 @@ class BackgroundProcess {
   // Throws std::runtime_error when it cannot start.
   BackgroundProcess(const std::string& binary, const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env = {});
-  // Kills (SIGKILL) and reaps the process if it is still running.
+  // Kills (SIGKILL) and reaps the process if it is still running; hands its output to
+  // captureOutput() for the suite-wide log scan.
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
@@ -44,6 +45,8 @@ class BackgroundProcess {
  private:
   void readLoop(int out_fd, int err_fd);
 
+  std::string binary_;
+  std::vector<std::string> args_;
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::thread reader_;

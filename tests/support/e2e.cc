@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <stdexcept>
 
+#include "tests/support/output_capture.h"
 #include "tests/vault_server/auth_engines.h"
 
 namespace cacerts::testing {
@@ -10,6 +11,11 @@ namespace cacerts::testing {
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
+}
+
+std::string keyBodyLine(const std::string& key_pem) {
+  const auto first = key_pem.find('\n') + 1;
+  return key_pem.substr(first, key_pem.find('\n', first) - first);
 }
 
 E2eVault::E2eVault() {
@@ -36,6 +42,8 @@ E2eVault::E2eVault() {
        "policy");
   putCa("istio/cacerts", inter_.cert.pem(), inter_.key.traditionalPem(), inter_.cert.pem() + root_.cert.pem(),
         root_.cert.pem());
+  recordPlanted({kTokenMarker, kSecretIdMarker, kJwtMarkerClaim, keyBodyLine(inter_.key.traditionalPem()),
+                 keyBodyLine(root_.key.traditionalPem())});
 }
 
 void E2eVault::putCa(const std::string& path, const std::string& cert, const std::string& key,
@@ -56,6 +64,7 @@ std::string E2eVault::tokenFile(const std::vector<std::string>& policies) {
   const std::string token = server_->createToken("", spec);
   const std::string path = work_.file("token-" + std::to_string(files_));
   writeFile(path, token + "\n", 0600);
+  recordPlanted({token});
   return path;
 }
 
@@ -66,7 +75,9 @@ std::string E2eVault::jwtFile(const std::string& sa, const std::string& ns) {
                        {"marker", kJwtMarkerClaim},
                        {"kubernetes.io", {{"namespace", ns}, {"serviceaccount", {{"name", sa}, {"uid", "u-1"}}}}}};
   const std::string path = work_.file("jwt-" + std::to_string(++files_));
-  writeFile(path, makeUnsignedJwt(claims), 0600);
+  const std::string jwt = makeUnsignedJwt(claims);
+  writeFile(path, jwt, 0600);
+  recordPlanted({jwt});
   return path;
 }
 
@@ -103,10 +114,7 @@ bool containsPemArmour(const std::string& text) {
 }  // namespace
 
 void E2eVault::scanForSecrets() const {
-  const std::string key_pem = inter_.key.traditionalPem();
-  // A line from the middle of the key's base64 body.
-  const auto mid = key_pem.find('\n') + 1;
-  const std::string key_line = key_pem.substr(mid, key_pem.find('\n', mid) - mid);
+  const std::string key_line = keyBodyLine(inter_.key.traditionalPem());
   for (const auto& r : runs_) {
     for (const std::string* text : {&r.out, &r.err}) {
       CHECK(text->find(kTokenMarker) == std::string::npos);

@@ -60,6 +60,9 @@ class E2eVault {
   int files_ = 0;
 };
 
+// The first base64 line of a PEM key's body: finding it in output means the key leaked.
+std::string keyBodyLine(const std::string& key_pem);
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b);
 
 }  // namespace cacerts::testing

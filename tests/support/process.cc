@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/support/output_capture.h"
+
 #ifndef CACERTS_AGENT_BINARY
 #define CACERTS_AGENT_BINARY "cacerts-agent"
 #endif
@@ -78,6 +80,7 @@ ProcessResult runProcess(const std::string& binary, const std::vector<std::strin
   int status = 0;
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  captureOutput(binary, args, r.out, r.err);
   return r;
 }
 
