@@ -17,6 +17,8 @@
 #   BENCH_IDLE_SECONDS  length of the sidecar's idle window (default: 60)
 #   BENCH_FLEET         sidecars in the fleet run (default: 50; 0 skips)
 #   BENCH_FLEET_SECONDS length of the fleet run (default: 150)
+#   SOAK_ROTATIONS      scheduled rotations in the rotation soak, bench/soak.sh (default: 300; 0 skips);
+#                       SOAK_TTL, SOAK_RENEW_BEFORE, SOAK_DEADLINE: see bench/soak.sh --help
 #
 # Needs: curl, jq, openssl, /usr/bin/time (Debian: time), strip (binutils); hyperfine when
 # installed (else a timing loop reports medians the same way); clang for the fuzz run.
@@ -31,6 +33,7 @@ sidecar_mode=${BENCH_SIDECAR:-auto}
 idle_seconds=${BENCH_IDLE_SECONDS:-60}
 fleet_size=${BENCH_FLEET:-50}
 fleet_seconds=${BENCH_FLEET_SECONDS:-150}
+soak_rotations=${SOAK_ROTATIONS:-300}
 
 for tool in curl jq openssl strip /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install curl jq openssl binutils time)" >&2; exit 2; }
@@ -342,6 +345,19 @@ if [ "$sidecar_available" = yes ] && [ "$fleet_size" -gt 0 ]; then
   fleet_done=yes
 fi
 
+# --- rotation soak: scheduled renewals while a separate reader judges every read set -----------
+soak_done=no
+if [ "$sidecar_available" = yes ] && [ "$soak_rotations" -gt 0 ]; then
+  log "rotation soak: $soak_rotations scheduled rotations (bench/soak.sh)"
+  soak_status=pass
+  soak_out=$(SOAK_BUILD_DIR="$build" SOAK_ROTATIONS="$soak_rotations" bash "$root/bench/soak.sh" 2>"$work/soak.err") ||
+    soak_status=FAILED
+  [ "$soak_status" = pass ] || cat "$work/soak.err" >&2
+  soak_table=$(grep '^|' <<<"$soak_out" || true)
+  soak_line=$(grep '^soak: ' <<<"$soak_out" || true)
+  soak_done=yes
+fi
+
 # --- long fuzz run ---------------------------------------------------------------------------
 fuzz_table=""
 fuzz_result="not run (BENCH_FUZZ_SECONDS=0)"
@@ -463,6 +479,28 @@ not_measured="not measured"
     done
   fi
   echo
+  echo "## Rotation soak"
+  echo
+  if [ "$soak_done" = yes ]; then
+    echo "\`bash bench/soak.sh\`: the sidecar (PKI ec-256, kubernetes auth, Vault test server over TLS) renews by"
+    echo "schedule about once a second (\`--ttl ${SOAK_TTL:-6s} --renew-before ${SOAK_RENEW_BEFORE:-5s}\`) while \`cacerts-soak-reader\`, a"
+    echo "separate process, reads the directory through istiod's four file names in a loop and judges every read"
+    echo "set that provably came from one generation (\`..data\` unchanged around it): the key matches ca-cert.pem,"
+    echo "cert-chain.pem starts with ca-cert.pem, and the chain verifies to root-cert.pem now (OpenSSL, not the"
+    echo "agent's code). The reader also serves istiod's \`citadel_server_cert_chain_expiry_timestamp\`, which the"
+    echo "sidecar polls to confirm each reload. Result: **$soak_status**."
+    echo
+    echo "$soak_table"
+    echo
+    echo '```'
+    echo "$soak_line"
+    echo '```'
+  elif [ "$soak_rotations" -eq 0 ]; then
+    echo "not run (SOAK_ROTATIONS=0)."
+  else
+    echo "$not_measured."
+  fi
+  echo
   echo "## Fuzzing"
   echo
   if [ -n "$fuzz_table" ]; then
@@ -480,6 +518,7 @@ not_measured="not measured"
   echo '```sh'
   echo 'apt-get install -y hyperfine jq time   # hyperfine is optional'
   echo 'bash bench/run.sh                      # BENCH_RUNS, BENCH_FUZZ_SECONDS, ... : see the header of bench/run.sh'
+  echo 'bash bench/soak.sh                     # the rotation soak alone (SOAK_ROTATIONS=300 by default)'
   echo '```'
 } >"$work/report.md"
 
