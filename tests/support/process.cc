@@ -112,7 +112,7 @@ std::map<std::string, std::string> snapshotTree(const std::string& dir) {
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); it != std::filesystem::recursive_directory_iterator();
        it.increment(ec)) {
-    const auto rel = std::filesystem::relative(it->path(), dir).string();
+    const auto rel = it->path().lexically_relative(dir).string();
     if (it->is_symlink()) {
       out[rel] = "link:" + std::filesystem::read_symlink(it->path()).string();
       it.disable_recursion_pending();

@@ -56,6 +56,7 @@ Result<Fault> faultFromJson(const json& j) {
   else if (kind == "truncate") f.kind = Fault::Kind::kTruncate;
   else if (kind == "malformed_json") f.kind = Fault::Kind::kMalformedJson;
   else if (kind == "huge_body") f.kind = Fault::Kind::kHugeBody;
+  else if (kind == "reset_mid_body") f.kind = Fault::Kind::kResetMidBody;
   else return Error{ErrorCode::kInvalidArgument, "unknown fault kind \"" + kind + "\""};
   const auto str = [&](const char* k) {
     const auto it = j.find(k);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ struct Fault {
     kTruncate,       // send headers with a Content-Length, half the body, then close
     kMalformedJson,  // a complete response whose JSON body does not parse
     kHugeBody,       // a syntactically valid JSON body of `huge_bytes` bytes
+    kResetMidBody,   // send headers with a Content-Length and half the body, then reset (RST)
+    kRespond,        // answer with respond(request body): a well-formed answer the test composes
   };
   Kind kind = Kind::kStatus;
   std::string path_prefix{};  // e.g. "secret/data/"; empty: every request
@@ -34,6 +37,8 @@ struct Fault {
   std::vector<std::pair<std::string, std::string>> headers{};  // e.g. {"Retry-After", "1"}
   Duration delay{0};
   std::size_t huge_bytes = 16 * 1024 * 1024;
+  // kRespond only. Runs on a server thread; must not block.
+  std::function<Reply(const std::string& request_body)> respond{};
 };
 
 class FaultQueue {
@@ -52,7 +57,7 @@ class FaultQueue {
 Reply statusFaultReply(const Fault& fault, const std::string& path);
 
 // A fault from the control API's JSON: {"kind": "status|delay|drop|truncate|malformed_json|
-// huge_body", "path_prefix", "count", "status", "body", "headers": {..}, "delay_ms",
+// huge_body|reset_mid_body", "path_prefix", "count", "status", "body", "headers": {..}, "delay_ms",
 // "huge_bytes"}.
 Result<Fault> faultFromJson(const json& j);
 

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 #include <openssl/ssl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,12 +48,12 @@ std::vector<TestCert> peerChain(const httplib::Request& req) {
   return out;
 }
 
-// Resets the client's connection without sending a byte: linger 0 turns the close into an
-// RST, and dup2 closes the connection while leaving httplib a valid (unconnected) fd to
-// write its response into and close later.
-void dropConnection(const httplib::Request& req) {
-  if (!req.ssl) return;
-  const int fd = SSL_get_fd(req.ssl);
+// Resets the client's connection: linger 0 turns the close into an RST, and dup2 closes the
+// connection while leaving httplib a valid (unconnected) fd to write its response into and
+// close later.
+void resetConnection(const SSL* ssl) {
+  if (ssl == nullptr) return;
+  const int fd = SSL_get_fd(ssl);
   if (fd < 0) return;
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
@@ -62,6 +64,21 @@ void dropConnection(const httplib::Request& req) {
   }
   dup2(dummy, fd);
   close(dummy);
+}
+
+// Without a byte sent.
+void dropConnection(const httplib::Request& req) { resetConnection(req.ssl); }
+
+// An RST discards whatever still sits in the send queue; wait (bounded) until the peer has
+// acknowledged the bytes already written, so that it really sees them before the reset.
+void waitSendQueueEmpty(const SSL* ssl) {
+  const int fd = ssl == nullptr ? -1 : SSL_get_fd(ssl);
+  if (fd < 0) return;
+  for (int i = 0; i < 200; ++i) {
+    int queued = 0;
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0 || queued == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::string percentDecode(const std::string& in) {
@@ -179,6 +196,10 @@ Status VaultTestServer::listen() {
   http->Delete(".*", handler);
   http->Patch(".*", handler);
   http->set_payload_max_length(kMaxRequestBody);
+  // Like Vault (Go sets TCP_NODELAY on every connection): httplib writes headers and body
+  // separately, and on a kept-alive connection Nagle's algorithm would hold the body until
+  // the client's delayed ACK, adding 40 ms to each response.
+  http->set_tcp_nodelay(true);
 
   const int wanted = port_.load();
   const int bound = wanted == 0 ? http->bind_to_any_port(options_.host)
@@ -323,6 +344,28 @@ void VaultTestServer::onRequest(const httplib::Request& req, httplib::Response& 
         res.set_content(R"({"request_id":")" + newUuid() + R"(","data":{"certificate":)",
                         "application/json");
         return;
+      case Fault::Kind::kResetMidBody: {
+        auto body = std::make_shared<std::string>(
+            R"({"request_id":")" + newUuid() + R"(","lease_id":"","renewable":false,"lease_duration":0,)"
+            R"("data":{"note":"the connection is reset before this body ends"},"warnings":null,"auth":null})");
+        res.status = status;
+        setStatus(index, status);
+        const SSL* ssl = req.ssl;
+        res.set_content_provider(body->size(), "application/json",
+                                 [body, ssl](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                                   if (offset != 0) return false;
+                                   sink.write(body->data(), body->size() / 2);
+                                   waitSendQueueEmpty(ssl);
+                                   resetConnection(ssl);
+                                   return false;
+                                 });
+        return;
+      }
+      case Fault::Kind::kRespond: {
+        const Reply r = fault->respond ? fault->respond(req.body) : errorReply(500, {"no responder"});
+        setStatus(index, r.status);
+        return writeReply(r, res);
+      }
       case Fault::Kind::kHugeBody: {
         setStatus(index, status);
         res.status = status;
