@@ -50,20 +50,26 @@ std::string vaultOperation(const std::string& call) {
 }
 
 // Each renewal or poll is one batch of Vault calls: bound its retries by --timeout and
-// look after the token just before it, never in between.
+// look after the token just before it, never in between; close the Vault connection after
+// it, so that no socket stays open while the sidecar idles between batches.
 class VaultBatchSource final : public CaSource {
  public:
-  VaultBatchSource(CaSource& inner, VaultClient& vault, Clock& clock, Duration attempt_timeout)
-      : inner_(inner), vault_(vault), clock_(clock), attempt_timeout_(attempt_timeout) {}
+  VaultBatchSource(CaSource& inner, VaultClient& vault, HttpTransport& transport, Clock& clock,
+                   Duration attempt_timeout)
+      : inner_(inner), vault_(vault), transport_(transport), clock_(clock), attempt_timeout_(attempt_timeout) {}
 
   Result<CaMaterial> load() override {
     begin();
-    return inner_.load();
+    Result<CaMaterial> loaded = inner_.load();
+    transport_.releaseConnection();
+    return loaded;
   }
   std::string describe() const override { return inner_.describe(); }
   Result<std::optional<std::string>> changeStamp() override {
     begin();
-    return inner_.changeStamp();
+    Result<std::optional<std::string>> stamp = inner_.changeStamp();
+    transport_.releaseConnection();
+    return stamp;
   }
 
  private:
@@ -75,6 +81,7 @@ class VaultBatchSource final : public CaSource {
 
   CaSource& inner_;
   VaultClient& vault_;
+  HttpTransport& transport_;
   Clock& clock_;
   Duration attempt_timeout_;
 };
@@ -182,7 +189,7 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
   });
   Result<std::unique_ptr<CaSource>> source = makeSource(config, *session->client, clock);
   if (!source) return failed(source.error());
-  VaultBatchSource batch(**source, *session->client, clock, config.timeout);
+  VaultBatchSource batch(**source, *session->client, *session->transport, clock, config.timeout);
 
   ReloadConfirmOptions confirm_options;
   confirm_options.metrics_url = config.sidecar.istiod_metrics_url;

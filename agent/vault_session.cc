@@ -10,7 +10,11 @@ Result<VaultSession> openVaultSession(const Config& config, Clock& clock, Random
                  "anyone on the network path can impersonate Vault and hand istiod a CA. Set --vault-cacert instead.\"");
   }
   VaultSession s;
-  ASSIGN_OR_RETURN(s.transport, makeHttplibTransport(config.vault_addr, config.tls, HttpLimits{}));
+  HttpLimits limits;
+  // One TLS handshake per burst of calls (an init, a rotation) instead of one per call;
+  // long-lived callers release the connection after each burst (see HttpTransport).
+  limits.keep_alive_idle = std::chrono::seconds(2);
+  ASSIGN_OR_RETURN(s.transport, makeHttplibTransport(config.vault_addr, config.tls, limits));
   ASSIGN_OR_RETURN(s.auth, makeAuthenticator(config.auth));
   s.client = std::make_unique<VaultClient>(*s.transport, config.vault_namespace, clock, random);
   s.client->setAuthenticator(s.auth.get());

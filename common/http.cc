@@ -4,6 +4,8 @@
 #include "common/secret.h"
 
 #include <httplib.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,12 +62,71 @@ Result<ParsedUrl> parseBaseUrl(const std::string& url) {
 
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
+// True when nothing can be read from an idle kept-alive connection. HTTP/1.1 servers send
+// nothing between responses, so anything readable is the end of the connection: a FIN, an
+// RST or a TLS close_notify. httplib's own liveness probe peeks for bytes and so takes a
+// close_notify for a live connection; the request would then fail on it.
+bool idleConnectionQuiet(int fd) {
+  pollfd p{};
+  p.fd = fd;
+  p.events = POLLIN;
+  return ::poll(&p, 1, 0) == 0;
+}
+
 class HttplibTransport final : public HttpTransport {
  public:
   HttplibTransport(std::unique_ptr<httplib::ClientImpl> client, std::string origin, HttpLimits limits)
       : client_(std::move(client)), origin_(std::move(origin)), limits_(limits) {}
 
   Result<HttpResponse> send(const HttpRequest& request) override {
+    const bool reused = keepConnectionIfUsable();
+    const auto started = std::chrono::steady_clock::now();
+    Attempt a = sendOnce(request);
+    // A reused connection can still be closed by the server between our check and the
+    // request reaching it. Such a failure comes at once and before the status line: the
+    // server did not answer this request, so it is sent once more on a new connection,
+    // as a fresh connection would have carried it in the first place (httplib has closed
+    // the failed one). A timeout is not that: it is reported, not doubled.
+    const bool fast = std::chrono::steady_clock::now() - started < limits_.read_timeout;
+    if (!a.sent && reused && fast && !a.status_line_received && !a.too_large &&
+        (a.error == httplib::Error::Read || a.error == httplib::Error::Write)) {
+      spdlog::debug("event=http_reconnect origin={} reason=\"kept-alive connection closed by the peer\"", origin_);
+      a = sendOnce(request);
+    }
+    if (a.too_large) {
+      return Error{ErrorCode::kUnavailable, origin_ + ": response larger than " +
+                                                std::to_string(limits_.max_body_bytes) + " bytes refused"};
+    }
+    if (!a.sent) return mapError(a.error);
+    last_used_ = std::chrono::steady_clock::now();
+    return std::move(a.response);
+  }
+
+  void releaseConnection() override {
+    if (client_->is_socket_open()) client_->stop();
+  }
+
+ private:
+  struct Attempt {
+    bool sent = false;
+    bool status_line_received = false;
+    bool too_large = false;
+    httplib::Error error = httplib::Error::Success;
+    HttpResponse response;
+  };
+
+  // Whether the next request goes over the connection left open by the previous one;
+  // closes that connection when it idled too long or the peer has ended it.
+  bool keepConnectionIfUsable() {
+    if (!client_->is_socket_open()) return false;
+    const bool recent = std::chrono::steady_clock::now() - last_used_ < limits_.keep_alive_idle;
+    if (recent && idleConnectionQuiet(client_->socket())) return true;
+    client_->stop();
+    return false;
+  }
+
+  Attempt sendOnce(const HttpRequest& request) {
+    Attempt a;
     httplib::Request req;
     req.method = request.method == "LIST" ? "GET" : request.method;
     req.path = request.target;
@@ -78,45 +139,42 @@ class HttplibTransport final : public HttpTransport {
       req.body = request.body;
       req.headers.emplace("Content-Type", "application/json");
     }
-    HttpResponse out;
-    bool too_large = false;
     req.response_handler = [&](const httplib::Response& r) {
       const auto declared = r.get_header_value("Content-Length");
       if (!declared.empty() && std::strtoull(declared.c_str(), nullptr, 10) > limits_.max_body_bytes) {
-        too_large = true;
+        a.too_large = true;
         return false;
       }
       return true;
     };
     req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-      if (out.body.size() + n > limits_.max_body_bytes) {
-        too_large = true;
+      if (a.response.body.size() + n > limits_.max_body_bytes) {
+        a.too_large = true;
         return false;
       }
-      out.body.append(data, n);
+      a.response.body.append(data, n);
       return true;
     };
     httplib::Response res;
-    httplib::Error err = httplib::Error::Success;
-    const bool sent = client_->send(req, res, err);
+    a.sent = client_->send(req, res, a.error);
     // The request body may carry a credential (JWT, secret_id): wipe our copy now.
     cleanseMemory(req.body.data(), req.body.size());
-    if (too_large) {
-      return Error{ErrorCode::kUnavailable, origin_ + ": response larger than " +
-                                                std::to_string(limits_.max_body_bytes) + " bytes refused"};
+    a.status_line_received = res.status >= 0;
+    if (!a.sent || a.too_large) {
+      cleanseMemory(a.response.body.data(), a.response.body.size());
+      a.response.body.clear();
+      return a;
     }
-    if (!sent) return mapError(err);
-    out.status = res.status;
+    a.response.status = res.status;
     for (const auto& [name, value] : res.headers) {
       std::string lower = name;
       std::transform(lower.begin(), lower.end(), lower.begin(),
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      out.headers[lower] = value;
+      a.response.headers[lower] = value;
     }
-    return out;
+    return a;
   }
 
- private:
   Error mapError(httplib::Error err) const {
     switch (err) {
       case httplib::Error::SSLServerVerification:
@@ -145,6 +203,7 @@ class HttplibTransport final : public HttpTransport {
   std::unique_ptr<httplib::ClientImpl> client_;
   std::string origin_;
   HttpLimits limits_;
+  std::chrono::steady_clock::time_point last_used_{};
 };
 
 }  // namespace
@@ -186,9 +245,11 @@ Result<std::unique_ptr<HttpTransport>> makeHttplibTransport(const std::string& b
   } else {
     client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
   }
-  // One connection per request: avoids httplib 0.11's stale keep-alive failure and keeps the
-  // agent's idle footprint at zero sockets.
-  client->set_keep_alive(false);
+  // Without keep-alive httplib sends "Connection: close" and closes after each response.
+  client->set_keep_alive(limits.keep_alive_idle > Duration::zero());
+  // Headers and body go out in separate writes; on a kept-alive connection Nagle's
+  // algorithm would hold the body back until the server's delayed ACK (40 ms).
+  client->set_tcp_nodelay(true);
   client->set_follow_location(false);
   client->set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(limits.connect_timeout));
   client->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(limits.read_timeout));

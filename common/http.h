@@ -40,6 +40,12 @@ struct HttpLimits {
   Duration connect_timeout = std::chrono::seconds(5);
   Duration read_timeout = std::chrono::seconds(30);
   std::size_t max_body_bytes = 4 * 1024 * 1024;
+  // Keep-alive: a connection is reused by the next request only if it has been idle for
+  // less than this (zero: one connection per request). Keep it well below any server or
+  // load-balancer idle timeout, so that a reused connection is one the peer still has;
+  // reuse then only joins the requests of one burst (one init, one rotation), and a
+  // long-lived caller does not depend on how a middlebox treats idle connections.
+  Duration keep_alive_idle = Duration::zero();
 };
 
 class HttpTransport {
@@ -49,8 +55,20 @@ class HttpTransport {
   // refused/reset, timeouts, TLS handshake failures, truncated or oversized bodies;
   // kInvalidArgument for server-certificate verification failures (wrong CA, wrong name):
   // retrying cannot fix them, the configuration must change.
+  // With keep-alive (HttpLimits::keep_alive_idle), a connection the peer closed or reset
+  // while it was kept open never surfaces as an error: it is replaced before the request
+  // when that is visible, and otherwise the request is sent once more on a new connection
+  // if the failure came at once and before the response's status line (so never for a
+  // timeout, a cut-off body or an oversized one). Any failure closes the connection, so
+  // the next request starts on a new one.
+  // The process must ignore SIGPIPE: httplib writes to sockets without MSG_NOSIGNAL.
   // Not thread-safe: one request at a time.
   virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
+
+  // Closes a kept-alive connection now; the next send() opens a new one. Long-lived
+  // callers call it after each burst of requests so that no socket stays open while they
+  // idle. A no-op without keep-alive.
+  virtual void releaseConnection() {}
 };
 
 // Base URL: "https://host:port" or "http://host:port" (no path). Fails on a malformed

@@ -19,6 +19,9 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 namespace cacerts {
 
@@ -71,6 +74,65 @@ std::string bioToString(BIO* bio) {
   BIO_get_mem_ptr(bio, &mem);
   if (mem == nullptr || mem->data == nullptr) return {};
   return std::string(mem->data, mem->length);
+}
+
+// ---------------------------------------------------------------------------------------
+// Memo of recent results, keyed by the SHA-256 of the input bytes
+//
+// OpenSSL 3.0 is slow at a few things this program repeats on identical input: decoding a
+// certificate (the public key goes through the provider decoder framework, about as much
+// work as a TLS handshake), verifying a root's self-signature, checking a generated key.
+// One init parses the same root from the sign response, the issuer list and again in
+// validation. These memos hold the last few results; a hit is exact (same bytes, same
+// answer), so callers cannot tell except by speed.
+
+using Sha256 = std::array<unsigned char, 32>;
+
+std::optional<Sha256> sha256Of(const void* data, std::size_t size) {
+  Sha256 d{};
+  unsigned int len = 0;
+  if (EVP_Digest(data, size, d.data(), &len, EVP_sha256(), nullptr) != 1 || len != d.size()) return std::nullopt;
+  return d;
+}
+
+template <class V, std::size_t N>
+class RecentByDigest {
+ public:
+  std::optional<V> find(const Sha256& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::size_t i = 0; i < std::min(next_, N); ++i) {
+      if (entries_[i].first == key) return entries_[i].second;
+    }
+    return std::nullopt;
+  }
+  void add(const Sha256& key, V value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_[next_ % N] = {key, std::move(value)};
+    ++next_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::array<std::pair<Sha256, V>, N> entries_{};
+  std::size_t next_ = 0;
+};
+
+// Decoded certificates by DER, shared (X509_up_ref): Certificate objects never modify
+// their X509, so sharing one between unrelated parses is as safe as copying a Certificate.
+struct SharedX509 {
+  std::shared_ptr<X509> x;
+};
+RecentByDigest<SharedX509, 16>& decodedCertificates() {
+  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
+  static auto* memo = new RecentByDigest<SharedX509, 16>();
+  return *memo;
+}
+
+// X509_self_signed(x, 1) by certificate SHA-256 (the fingerprint).
+RecentByDigest<bool, 16>& selfSignatures() {
+  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
+  static auto* memo = new RecentByDigest<bool, 16>();
+  return *memo;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -181,6 +243,16 @@ Result<X509Ptr> decodeCertificateBlock(const PemBlock& block, std::size_t index,
   if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
     return validationError(prefix + " is not valid base64");
   }
+  const std::optional<Sha256> der_digest = len > 0 ? sha256Of(data, static_cast<std::size_t>(len)) : std::nullopt;
+  if (der_digest) {
+    if (auto known = decodedCertificates().find(*der_digest)) {
+      OPENSSL_free(name);
+      OPENSSL_free(header);
+      OPENSSL_free(data);
+      X509_up_ref(known->x.get());
+      return X509Ptr(known->x.get());
+    }
+  }
   X509* raw = nullptr;
   const unsigned char* p = data;
   if (len > 0) raw = d2i_X509(nullptr, &p, len);
@@ -191,6 +263,10 @@ Result<X509Ptr> decodeCertificateBlock(const PemBlock& block, std::size_t index,
   X509Ptr cert(raw);
   if (!cert) return validationError(prefix + " is not a valid X.509 certificate (its DER does not parse)");
   if (trailing) return validationError(prefix + " has extra bytes after the certificate's DER");
+  if (der_digest) {
+    X509_up_ref(cert.get());
+    decodedCertificates().add(*der_digest, SharedX509{std::shared_ptr<X509>(cert.get(), X509_free)});
+  }
   return cert;
 }
 
@@ -241,9 +317,11 @@ std::string serialHex(X509* x) {
   const ASN1_INTEGER* serial = X509_get0_serialNumber(x);
   std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>> bn(ASN1_INTEGER_to_BN(serial, nullptr));
   if (!bn) return {};
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(BN_num_bytes(bn.get())));
-  BN_bn2bin(bn.get(), bytes.data());
-  if (bytes.empty()) bytes.push_back(0);
+  // A zero serial has no bytes; it prints as "00". (Sized once: GCC 12 misreports a
+  // push_back onto the empty vector as a bad free when this is inlined.)
+  const int n = BN_num_bytes(bn.get());
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(std::max(n, 1)), 0);
+  if (n > 0) BN_bn2bin(bn.get(), bytes.data());
   return hexBytes(bytes.data(), bytes.size(), false);
 }
 
@@ -364,10 +442,12 @@ CertInfo Certificate::info() const {
   info.not_before = fromAsn1Time(X509_get0_notBefore(x));
   info.not_after = fromAsn1Time(X509_get0_notAfter(x));
 
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  std::optional<Sha256> fingerprint;
+  Sha256 md{};
   unsigned int md_len = 0;
-  if (X509_digest(x, EVP_sha256(), md.data(), &md_len) == 1) {
+  if (X509_digest(x, EVP_sha256(), md.data(), &md_len) == 1 && md_len == md.size()) {
     info.sha256_fingerprint = hexBytes(md.data(), md_len, true);
+    fingerprint = md;
   }
 
   // X509_get_extension_flags also caches the parsed extensions (EXFLAG_INVALID on a
@@ -388,7 +468,13 @@ CertInfo Certificate::info() const {
     }
   }
 
-  info.self_signed = X509_self_signed(x, 1) == 1;
+  const std::optional<bool> known_self_signed = fingerprint ? selfSignatures().find(*fingerprint) : std::nullopt;
+  if (known_self_signed) {
+    info.self_signed = *known_self_signed;
+  } else {
+    info.self_signed = X509_self_signed(x, 1) == 1;
+    if (fingerprint) selfSignatures().add(*fingerprint, info.self_signed);
+  }
   info.key_description = describeKey(X509_get0_pubkey(x));
 
   const int sig_nid = X509_get_signature_nid(x);
@@ -418,6 +504,41 @@ bool Certificate::sameAs(const Certificate& other) const {
 }
 
 // ---------------------------------------------------------------------------------------
+// Keys generated here
+//
+// EVP_PKEY_pairwise_check exists for keys from outside (a corrupted or tampered Vault
+// value); for RSA it re-tests both factors for primality, which costs about as much as
+// generating the key. A key this process generated needs none of that, but it reaches
+// validation as PEM (CaMaterial carries a Secret, the sidecar also rereads what it
+// published). So the digests of the PEM of the last few generated keys are kept, and
+// exactly those bytes skip the check. The digest reveals nothing usable about the key.
+
+namespace {
+
+// The current and the next key of a rotation, with room to spare. The value is unused.
+RecentByDigest<bool, 8>& generatedKeyDigests() {
+  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
+  static auto* memo = new RecentByDigest<bool, 8>();
+  return *memo;
+}
+
+// Keyed by the text of the PEM block (BEGIN line through END line), which is what
+// parsePrivateKey sees whatever whitespace surrounds it.
+void rememberGeneratedPem(std::string_view pem) {
+  auto blocks = scanPem(pem, "generated key");
+  if (!blocks || blocks->size() != 1) return;
+  const std::string_view text = blocks->front().text;
+  if (auto d = sha256Of(text.data(), text.size())) generatedKeyDigests().add(*d, true);
+}
+
+bool isGeneratedPemBlock(std::string_view block_text) {
+  auto d = sha256Of(block_text.data(), block_text.size());
+  return d && generatedKeyDigests().find(*d).has_value();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
 // PrivateKey
 
 PrivateKey PrivateKey::adopt(EvpPkeyPtr k) { return PrivateKey(std::move(k)); }
@@ -433,6 +554,7 @@ Secret PrivateKey::pkcs8Pem() const {
   if (mem == nullptr || mem->data == nullptr) return Secret();
   Secret out(std::string_view(mem->data, mem->length));
   OPENSSL_cleanse(mem->data, mem->length);
+  if (generated_) rememberGeneratedPem(out.view());
   return out;
 }
 
@@ -518,6 +640,8 @@ Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what) {
   } else {
     return validationError(w + ": key type " + desc + " is not supported by istiod; use ECDSA (P-256/P-384) or RSA");
   }
+  // See "Keys generated here": the bytes of a key made in this process skip the check.
+  if (isGeneratedPemBlock(block.text)) return PrivateKey::adopt(std::move(key));
   EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   if (!ctx) return Error{ErrorCode::kInternal, "out of memory checking " + w};
   if (EVP_PKEY_pairwise_check(ctx.get()) != 1) {
@@ -552,7 +676,9 @@ Result<PrivateKey> generateKey(KeyType type, int bits) {
     raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits));
   }
   if (raw == nullptr) return Error{ErrorCode::kInternal, "OpenSSL key generation failed"};
-  return PrivateKey::adopt(EvpPkeyPtr(raw));
+  PrivateKey key(EvpPkeyPtr{raw});
+  key.generated_ = true;
+  return key;
 }
 
 Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {

@@ -101,14 +101,18 @@ class PrivateKey {
   ~PrivateKey() = default;
 
   // Unencrypted PKCS#8 "PRIVATE KEY" PEM with a trailing newline; the intermediate
-  // OpenSSL buffer is wiped. Empty only if OpenSSL runs out of memory.
+  // OpenSSL buffer is wiped. Empty only if OpenSSL runs out of memory. For a key from
+  // generateKey, the PEM is remembered (as a SHA-256 digest) so that parsePrivateKey can
+  // skip its consistency check on exactly these bytes.
   Secret pkcs8Pem() const;
   std::string description() const;  // as CertInfo::key_description, e.g. "ec-256"
   EVP_PKEY* raw() const { return k_.get(); }
 
  private:
+  friend Result<PrivateKey> generateKey(KeyType type, int bits);
   explicit PrivateKey(EvpPkeyPtr k) : k_(std::move(k)) {}
   EvpPkeyPtr k_;
+  bool generated_ = false;  // made by generateKey in this process
 };
 
 // Strict PEM certificate parsing. The input must consist of "CERTIFICATE" blocks
@@ -129,6 +133,10 @@ Result<Certificate> parseCertificate(std::string_view pem, std::string_view what
 // only RSA of at least 2048 bits and ECDSA on P-256, P-384 or P-521 pass (no Ed25519).
 // The PEM is read through a BIO over the Secret's own bytes (no copies); any passphrase
 // prompt is refused. kValidation on failure; the message never contains key bytes.
+// Consistency of the two halves is checked with EVP_PKEY_pairwise_check (for RSA it tests
+// the factors for primality: about 0.3 s for 3072 bits), except for a PEM that this
+// process's pkcs8Pem() produced for one of its last few generateKey keys, byte for byte:
+// such a key was made by OpenSSL here and is consistent by construction.
 Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what);
 
 // True when the certificate's public key is the public half of `key`.

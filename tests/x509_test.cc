@@ -1,7 +1,10 @@
 #include "common/x509.h"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -643,4 +646,91 @@ TEST_CASE("formatTime prints RFC 3339 UTC with second precision", "[x509]") {
   CHECK(formatTime(std::chrono::system_clock::from_time_t(1764000000)) == "2025-11-24T16:00:00Z");
   CHECK(formatTime(std::chrono::system_clock::from_time_t(1764000000) + std::chrono::milliseconds(999)) ==
         "2025-11-24T16:00:00Z");
+}
+
+namespace {
+
+// PKCS#8 PEM of a P-256 key whose private scalar is `priv`'s and whose public point is
+// `pub`'s: two halves that do not belong together.
+std::string mixedEcKeyPem(const EVP_PKEY* priv, const EVP_PKEY* pub) {
+  BIGNUM* d_raw = nullptr;
+  REQUIRE(EVP_PKEY_get_bn_param(priv, OSSL_PKEY_PARAM_PRIV_KEY, &d_raw) == 1);
+  std::unique_ptr<BIGNUM, decltype(&BN_clear_free)> d(d_raw, BN_clear_free);
+  unsigned char point[133];
+  std::size_t point_len = 0;
+  REQUIRE(EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &point_len) == 1);
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  REQUIRE(OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) == 1);
+  REQUIRE(OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d.get()) == 1);
+  REQUIRE(OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point, point_len) == 1);
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld.get()), OSSL_PARAM_free);
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr),
+                                                                  EVP_PKEY_CTX_free);
+  REQUIRE(EVP_PKEY_fromdata_init(ctx.get()) == 1);
+  EVP_PKEY* mixed_raw = nullptr;
+  REQUIRE(EVP_PKEY_fromdata(ctx.get(), &mixed_raw, EVP_PKEY_KEYPAIR, params.get()) == 1);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> mixed(mixed_raw, EVP_PKEY_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  REQUIRE(PEM_write_bio_PrivateKey(bio.get(), mixed.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+TEST_CASE("parsePrivateKey rejects a key whose halves disagree, also when one half comes from a generated key",
+          "[x509]") {
+  auto generated = generateKey(KeyType::kEc, 256);
+  REQUIRE(generated);
+  (void)generated->pkcs8Pem();  // exported, as the PKI source does
+  const TestKey other = makeKey("ec", 256);
+  SECTION("private half generated here") {
+    auto parsed = parsePrivateKey(Secret(mixedEcKeyPem(generated->raw(), other.pkey.get())), "ca-key");
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::Contains("inconsistent"));
+  }
+  SECTION("public half generated here") {
+    auto parsed = parsePrivateKey(Secret(mixedEcKeyPem(other.pkey.get(), generated->raw())), "ca-key");
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::Contains("inconsistent"));
+  }
+  SECTION("neither") {
+    auto parsed = parsePrivateKey(Secret(mixedEcKeyPem(other.pkey.get(), makeKey("ec", 256).pkey.get())), "ca-key");
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::Contains("inconsistent"));
+  }
+}
+
+TEST_CASE("a generated key's exported PEM parses back to the same key, whatever surrounds it", "[x509]") {
+  for (auto [type, bits] : {std::pair{KeyType::kEc, 256}, std::pair{KeyType::kRsa, 2048}}) {
+    auto key = generateKey(type, bits);
+    REQUIRE(key);
+    const Secret pem = key->pkcs8Pem();
+    for (const std::string& text : {std::string(pem.view()), "\n  " + std::string(pem.view()) + "\n\n"}) {
+      auto back = parsePrivateKey(Secret(text), "generated");
+      REQUIRE(back);
+      CHECK(EVP_PKEY_eq(back->raw(), key->raw()) == 1);
+      CHECK(back->description() == key->description());
+    }
+  }
+}
+
+TEST_CASE("parsing the same certificate again gives the same facts", "[x509]") {
+  const TestCa root = makeRoot("Reparsed Root");
+  const TestCert leaf = issueCert(CertSpec{}, makeKey(), &root.cert, root.key);
+  const std::string bundle = leaf.pem() + root.cert.pem();
+  auto first = parseCertificates(bundle, "first");
+  auto second = parseCertificates(bundle, "second");
+  REQUIRE(first);
+  REQUIRE(second);
+  REQUIRE(first->size() == 2);
+  REQUIRE(second->size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK((*first)[i].sameAs((*second)[i]));
+    CHECK((*first)[i].info().sha256_fingerprint == (*second)[i].info().sha256_fingerprint);
+    CHECK((*first)[i].info().self_signed == (*second)[i].info().self_signed);
+  }
+  CHECK_FALSE((*second)[0].info().self_signed);
+  CHECK((*second)[1].info().self_signed);
 }
