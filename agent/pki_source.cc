@@ -227,6 +227,14 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
   const Certificate& leaf = issued.front();
   const CertInfo info = leaf.info();
   const SystemTime now = clock_.now();
+  // A certificate that is already expired (or not yet valid) is not a clamping problem: a
+  // broken Vault clock or a wrong answer; say so instead of blaming max_lease_ttl.
+  if (info.not_after <= now || info.not_before > now) {
+    return Error{ErrorCode::kValidation,
+                 what + ": Vault issued an intermediate outside its validity period (notBefore " +
+                     formatTime(info.not_before) + ", notAfter " + formatTime(info.not_after) + ", now " +
+                     formatTime(now) + "); check the clocks of Vault and this node"};
+  }
   if (info.not_after - now < min_remaining_) {
     const auto hours = std::chrono::duration_cast<std::chrono::minutes>(info.not_after - now).count() / 60.0;
     return Error{ErrorCode::kValidation,

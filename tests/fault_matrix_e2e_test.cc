@@ -765,9 +765,8 @@ TEST_CASE("init fault matrix: transient faults recover within --timeout or exit 
   const std::vector<BadMaterial> bad = {
       {"response for the wrong key", "match", wrong_key, v.root().cert.pem(),
        signWith(caSpec(std::chrono::hours(-1), std::chrono::hours(2000)), rig.pki_root, true), "match"},
-      // The PKI source judges a certificate issued already expired by its lifetime.
       {"expired cert", "expired", expired, v.root().cert.pem(),
-       signWith(caSpec(std::chrono::hours(-48), std::chrono::hours(-1)), rig.pki_root, false), "min-remaining"},
+       signWith(caSpec(std::chrono::hours(-48), std::chrono::hours(-1)), rig.pki_root, false), "validity period"},
       {"non-CA cert", "CA", leaf, v.root().cert.pem(), signWith(leafSpec(), rig.pki_root, false), "CA"},
       {"chain to another root", "chain", TestCa{v.intermediate().key, v.intermediate().cert}, other_root.cert.pem(),
        signWith(caSpec(std::chrono::hours(-1), std::chrono::hours(2000)), other_root, false), "chain"},
@@ -949,7 +948,7 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
       {"non-CA cert", signWith(leafSpec(), rig.pki_root, false)},
       {"chain to another root", signWith(caSpec(std::chrono::hours(-1), std::chrono::hours(2000)), other_root, false)},
   };
-  const std::vector<std::string> checks = {"match", "min-remaining", "CA", "chain"};
+  const std::vector<std::string> checks = {"match", "validity period", "CA", "chain"};
   for (std::size_t i = 0; i < bad.size(); ++i) {
     rig.row(bad[i].first,
             [&] {
