@@ -87,7 +87,7 @@ class HttplibTransport final : public HttpTransport {
     // server did not answer this request, so it is sent once more on a new connection,
     // as a fresh connection would have carried it in the first place (httplib has closed
     // the failed one). A timeout is not that: it is reported, not doubled.
-    const bool fast = std::chrono::steady_clock::now() - started < limits_.read_timeout;
+    const bool fast = std::chrono::steady_clock::now() - started < readTimeout(request);
     if (!a.sent && reused && fast && !a.status_line_received && !a.too_large &&
         (a.error == httplib::Error::Read || a.error == httplib::Error::Write)) {
       spdlog::debug("event=http_reconnect origin={} reason=\"kept-alive connection closed by the peer\"", origin_);
@@ -125,8 +125,16 @@ class HttplibTransport final : public HttpTransport {
     return false;
   }
 
+  Duration readTimeout(const HttpRequest& request) const {
+    return request.read_timeout > Duration::zero() ? std::min(request.read_timeout, limits_.read_timeout)
+                                                   : limits_.read_timeout;
+  }
+
   Attempt sendOnce(const HttpRequest& request) {
     Attempt a;
+    const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(readTimeout(request));
+    client_->set_read_timeout(timeout);
+    client_->set_write_timeout(timeout);
     httplib::Request req;
     req.method = request.method == "LIST" ? "GET" : request.method;
     req.path = request.target;

@@ -19,6 +19,9 @@ struct HttpRequest {
   std::string target;  // absolute path plus query, e.g. "/v1/secret/data/x?version=2"
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;    // may hold a credential: never logged, wiped by the caller
+  // Per-request read timeout: the smaller of this and HttpLimits::read_timeout (zero: the
+  // limit alone). Lets a caller with a deadline keep one hung response from outliving it.
+  Duration read_timeout = Duration::zero();
 };
 
 struct HttpResponse {
