@@ -568,15 +568,8 @@ struct SidecarRig {
     REQUIRE(issuer);
     pki_root = *issuer;
     // Kubernetes auth, so that logins (and their failures) are part of the matrix.
-    REQUIRE(s.vault.server().enableAuth("", "kubernetes", "kubernetes"));
-    KubernetesRole role;
-    role.name = "istiod";
-    role.bound_service_account_names = {"istiod"};
-    role.bound_service_account_namespaces = {"istio-system"};
-    role.policies = {"signer"};
-    REQUIRE(s.vault.server().addKubernetesRole("", "kubernetes", role));
     auto args =
-        concat(s.baseArgs({"--auth-method", "kubernetes", "--auth-role", "istiod", "--jwt-file", s.vault.jwtFile()}),
+        concat(s.baseArgs(s.setUpKubernetesAuth()),
                {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "1h", "--renew-before",
                 "10m", "--renew-fraction", "0.99"});
     view = s.out.path();

@@ -22,6 +22,7 @@
 
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
+#include "tests/vault_server/connection_reset.h"
 
 namespace cacerts::testing {
 namespace {
@@ -66,22 +67,6 @@ class CountingTaskQueue final : public httplib::TaskQueue {
   std::vector<std::thread> threads_;
 };
 
-// Resets the connection without a response byte (linger 0 makes close() send an RST);
-// dup2 leaves httplib a valid, unconnected descriptor to finish with.
-void resetConnection(const httplib::Request& req) {
-  const int fd = req.ssl != nullptr ? SSL_get_fd(req.ssl) : -1;
-  if (fd < 0) return;
-  linger l{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  const int dummy = socket(AF_INET, SOCK_STREAM, 0);
-  if (dummy < 0) {
-    shutdown(fd, SHUT_RDWR);
-    return;
-  }
-  dup2(dummy, fd);
-  close(dummy);
-}
-
 class KeepAliveServer {
  public:
   // The server closes a connection after `idle_close` without a request.
@@ -120,7 +105,7 @@ class KeepAliveServer {
     });
     http_->Get("/reset-once", [this, ok](const httplib::Request& req, httplib::Response& res) {
       seen(req);
-      if (resets_left_.fetch_sub(1) > 0) return resetConnection(req);
+      if (resets_left_.fetch_sub(1) > 0) return resetConnection(req.ssl);
       ok(req, res);
     });
     http_->Get("/truncated", [this](const httplib::Request& req, httplib::Response& res) {

@@ -267,14 +267,7 @@ TEST_CASE("sidecar without --istiod-multiroot refuses a root change and keeps se
 TEST_CASE("sidecar logs in again exactly once when its token expires mid-run", "[sidecar-e2e]") {
   Sidecar s;
   s.setUpPki();
-  REQUIRE(s.vault.server().enableAuth("", "kubernetes", "kubernetes"));
-  KubernetesRole role;
-  role.name = "istiod";
-  role.bound_service_account_names = {"istiod"};
-  role.bound_service_account_namespaces = {"istio-system"};
-  role.policies = {"signer"};
-  REQUIRE(s.vault.server().addKubernetesRole("", "kubernetes", role));
-  s.start(concat(s.baseArgs({"--auth-method", "kubernetes", "--auth-role", "istiod", "--jwt-file", s.vault.jwtFile()}),
+  s.start(concat(s.baseArgs(s.setUpKubernetesAuth()),
                  {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "1h"}));
   REQUIRE(s.waitPublished(1));
   CHECK(countRequests(s.vault.server(), "POST", "auth/kubernetes/login") == 1);

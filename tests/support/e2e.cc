@@ -97,8 +97,6 @@ ProcessResult E2eVault::run(const std::vector<std::string>& args, const std::map
   return r;
 }
 
-namespace {
-
 // "-----BEGIN X" or "-----END X" with X an upper-case letter: a PEM boundary line, as
 // opposed to an error message that merely names the syntax ("-----BEGIN/-----END blocks").
 bool containsPemArmour(const std::string& text) {
@@ -110,8 +108,6 @@ bool containsPemArmour(const std::string& text) {
   }
   return false;
 }
-
-}  // namespace
 
 void E2eVault::scanForSecrets() const {
   const std::string key_line = keyBodyLine(inter_.key.traditionalPem());

@@ -60,6 +60,10 @@ class E2eVault {
   int files_ = 0;
 };
 
+// "-----BEGIN X" or "-----END X" with X an upper-case letter: a PEM boundary line, as
+// opposed to an error message that merely names the syntax ("-----BEGIN/-----END blocks").
+bool containsPemArmour(const std::string& text);
+
 // The first base64 line of a PEM key's body: finding it in output means the key leaked.
 std::string keyBodyLine(const std::string& key_pem);
 

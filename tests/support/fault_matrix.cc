@@ -25,16 +25,6 @@ std::string cell(const std::string& text) {
   return out;
 }
 
-bool hasPemArmour(const std::string& text) {
-  for (const std::string marker : {"-----BEGIN ", "-----END "}) {
-    for (auto at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
-      const auto next = at + marker.size();
-      if (next < text.size() && text[next] >= 'A' && text[next] <= 'Z') return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string FaultMatrix::markdown() const {
@@ -66,7 +56,7 @@ std::string leakedSecret(const std::string& text, const std::vector<std::string>
   for (const char* marker : {kTokenMarker, kSecretIdMarker, kJwtMarkerClaim}) {
     if (text.find(marker) != std::string::npos) return std::string("marker ") + marker;
   }
-  if (hasPemArmour(text)) return "PEM armour";
+  if (containsPemArmour(text)) return "PEM armour";
   if (text.find("eyJ") != std::string::npos) return "JWT";
   for (const auto& pem : key_pems) {
     std::istringstream lines(pem);

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "tests/vault_server/auth_engines.h"
+
 namespace cacerts::testing {
 
 using std::chrono::milliseconds;
@@ -95,6 +97,17 @@ void Sidecar::setUpPki() {
       "", "pki", {{"common_name", "Mesh Root A"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-a"}}));
   REQUIRE(vault.server().setPolicy("", "signer", {{"pki/*", {"create", "read", "update", "list"}}}));
   token_file = vault.tokenFile({"signer"});
+}
+
+std::vector<std::string> Sidecar::setUpKubernetesAuth() {
+  REQUIRE(vault.server().enableAuth("", "kubernetes", "kubernetes"));
+  KubernetesRole role;
+  role.name = "istiod";
+  role.bound_service_account_names = {"istiod"};
+  role.bound_service_account_namespaces = {"istio-system"};
+  role.policies = {"signer"};
+  REQUIRE(vault.server().addKubernetesRole("", "kubernetes", role));
+  return {"--auth-method", "kubernetes", "--auth-role", "istiod", "--jwt-file", vault.jwtFile()};
 }
 
 std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth) const {

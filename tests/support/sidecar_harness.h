@@ -73,6 +73,9 @@ struct Sidecar {
 
   // A PKI mount "pki" with root A as its default issuer, and a token that may sign.
   void setUpPki();
+  // Kubernetes auth at "kubernetes", role "istiod" for istio-system/istiod with the signer
+  // policy; returns the auth arguments (with a JWT file for that service account).
+  std::vector<std::string> setUpKubernetesAuth();
   std::vector<std::string> baseArgs(const std::vector<std::string>& auth) const;
   // PKI source; renewals `renew_before` before a notAfter `ttl` after signing (Vault
   // backdates notBefore by 30 s, so the fraction rule never comes first).

@@ -11,6 +11,8 @@
 #include <csignal>
 #include <fstream>
 
+#include "tests/vault_server/connection_reset.h"
+
 namespace cacerts::testing {
 namespace {
 
@@ -46,24 +48,6 @@ std::vector<TestCert> peerChain(const httplib::Request& req) {
     }
   }
   return out;
-}
-
-// Resets the client's connection: linger 0 turns the close into an RST, and dup2 closes the
-// connection while leaving httplib a valid (unconnected) fd to write its response into and
-// close later.
-void resetConnection(const SSL* ssl) {
-  if (ssl == nullptr) return;
-  const int fd = SSL_get_fd(ssl);
-  if (fd < 0) return;
-  linger l{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  const int dummy = socket(AF_INET, SOCK_STREAM, 0);
-  if (dummy < 0) {
-    shutdown(fd, SHUT_RDWR);
-    return;
-  }
-  dup2(dummy, fd);
-  close(dummy);
 }
 
 // Without a byte sent.
