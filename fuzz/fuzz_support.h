@@ -76,4 +76,15 @@ inline void giveToken(VaultClient& client) {
   client.setToken(VaultToken{Secret("hvs.fuzz-token"), std::chrono::hours(1), true});
 }
 
+// One fuzz input as a Vault: a VaultClient over the scripted transport, with a clock set
+// to `now` (real wall time keeps the committed seed certificates inside their validity).
+struct ScriptedVault {
+  ScriptedVault(const std::uint8_t* data, std::size_t size, SystemTime now = SystemTime(testing::FakeClock::kDefaultStart))
+      : transport(scriptedTransport(data, size)), clock(now), client(*transport, "", clock, random) {}
+  std::unique_ptr<testing::FakeHttpTransport> transport;
+  testing::FakeClock clock;
+  testing::FakeRandom random;
+  VaultClient client;
+};
+
 }  // namespace cacerts::fuzzing

@@ -29,11 +29,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cacerts;
-  auto transport = fuzzing::scriptedTransport(data, size);
-  // Real wall time, so that the committed seed certificates stay inside their validity.
-  testing::FakeClock clock(std::chrono::system_clock::now());
-  testing::FakeRandom random;
-  VaultClient client(*transport, "", clock, random);
+  fuzzing::ScriptedVault vault(data, size, std::chrono::system_clock::now());
+  VaultClient& client = vault.client;
+  testing::FakeClock& clock = vault.clock;
   fuzzing::giveToken(client);
 
   KvRefs refs;

@@ -13,10 +13,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cacerts;
-  auto transport = fuzzing::scriptedTransport(data, size);
-  testing::FakeClock clock;
-  testing::FakeRandom random;
-  VaultClient client(*transport, "", clock, random);
+  fuzzing::ScriptedVault vault(data, size);
+  VaultClient& client = vault.client;
 
   const nlohmann::json body = {{"role", "istiod"}, {"jwt", "fuzz.jwt.value"}};
   Result<VaultToken> token = client.loginWith("kubernetes", body, "kubernetes login at auth/kubernetes (role istiod)");
