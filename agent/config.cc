@@ -1,56 +1,166 @@
 #include "agent/config.h"
 
-#include <unistd.h>
+#include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 
+#include "agent/ca_bundle.h"
 #include "common/duration.h"
 
 namespace cacerts {
 namespace {
 
-// Go's strconv.ParseBool, as the vault CLI accepts for VAULT_SKIP_VERIFY.
-std::optional<bool> parseGoBool(const std::string& s) {
-  if (s == "1" || s == "t" || s == "T" || s == "TRUE" || s == "true" || s == "True") return true;
-  if (s == "0" || s == "f" || s == "F" || s == "FALSE" || s == "false" || s == "False" || s.empty()) return false;
+// Durations beyond this overflow nanosecond clocks in arithmetic downstream, and no
+// setting of this agent means anything that far out.
+constexpr Duration kMaxDuration = std::chrono::hours(24 * 365 * 10);
+constexpr const char* kMaxDurationText = "87600h (10 years)";
+
+template <class E>
+struct Choice {
+  std::string_view name;
+  E value;
+};
+
+constexpr Choice<Command> kCommands[] = {{"init", Command::kInit},
+                                         {"sidecar", Command::kSidecar},
+                                         {"check", Command::kCheck},
+                                         {"rotate", Command::kRotate},
+                                         {"version", Command::kVersion}};
+constexpr Choice<Source> kSources[] = {{"kv", Source::kKv}, {"pki", Source::kPki}};
+constexpr Choice<Layout> kLayouts[] = {{"istio", Layout::kIstio}, {"tls", Layout::kTls}};
+constexpr Choice<KeyType> kKeyTypes[] = {{"ec", KeyType::kEc}, {"rsa", KeyType::kRsa}};
+
+template <class E, std::size_t N>
+std::string_view nameOf(const Choice<E> (&choices)[N], E value) {
+  for (const auto& c : choices) {
+    if (c.value == value) return c.name;
+  }
+  return "?";
+}
+
+template <class E, std::size_t N>
+Result<E> parseChoice(const Choice<E> (&choices)[N], const std::string& text) {
+  std::string names;
+  for (const auto& c : choices) {
+    if (c.name == text) return c.value;
+    names += (names.empty() ? "" : " or ") + std::string(c.name);
+  }
+  return Error{ErrorCode::kInvalidArgument, "must be " + names + " (got \"" + text + "\")"};
+}
+
+// Go's strconv.ParseBool, which the vault CLI uses for VAULT_SKIP_VERIFY.
+std::optional<bool> parseGoBool(std::string_view s) {
+  for (std::string_view t : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (s == t) return true;
+  }
+  for (std::string_view f : {"0", "f", "F", "FALSE", "false", "False"}) {
+    if (s == f) return false;
+  }
   return std::nullopt;
 }
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-struct RawOptions {
-  std::string skip_verify, key_mode = "0600", timeout = "5m", min_remaining = "24h";
-  std::string renew_before = "168h", retry_initial = "5s", retry_max = "5m", kv_poll_interval = "5m",
-              confirm_timeout = "10s", root_propagation = "24h", root_retire = "24h", istiod_multiroot = "false";
-};
-
-CLI::Option* opt(CLI::App* app, const std::string& flag, std::string& into, const std::string& help,
-                 const std::string& env_name = "") {
-  std::string name = env_name;
-  if (name.empty()) {
-    name = "CACERTS_AGENT_";
-    for (char c : flag.substr(2)) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+Result<unsigned> parseOctalMode(const std::string& text) {
+  const bool octal = !text.empty() && text.size() <= 4 &&
+                     text.find_first_not_of("01234567") == std::string::npos;
+  if (!octal) {
+    return Error{ErrorCode::kInvalidArgument, "must be an octal file mode such as 0600 (got \"" + text + "\")"};
   }
-  // Last one wins, so a wrapper script can append an override to a base command line.
-  return app->add_option(flag, into, help)
-      ->envname(name)
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  const unsigned long mode = std::strtoul(text.c_str(), nullptr, 8);
+  if (mode > 0777) return Error{ErrorCode::kInvalidArgument, "must be at most 0777 (got \"" + text + "\")"};
+  return static_cast<unsigned>(mode);
 }
 
-void addVaultOptions(CLI::App* app, Config& c, RawOptions& raw) {
-  opt(app, "--vault-addr", c.vault_addr, "Vault address, https://host:port (required)", "VAULT_ADDR");
-  opt(app, "--vault-namespace", c.vault_namespace, "Vault namespace, sent as X-Vault-Namespace", "VAULT_NAMESPACE");
-  opt(app, "--vault-cacert", c.tls.ca_file, "PEM file of CAs that verify Vault's certificate", "VAULT_CACERT");
-  opt(app, "--vault-capath", c.tls.ca_path, "Directory of PEM CA files that verify Vault's certificate", "VAULT_CAPATH");
-  opt(app, "--vault-client-cert", c.tls.client_cert, "PEM client certificate for TLS (and cert auth)", "VAULT_CLIENT_CERT");
-  opt(app, "--vault-client-key", c.tls.client_key, "PEM client key for TLS (and cert auth)", "VAULT_CLIENT_KEY");
-  opt(app, "--vault-tls-server-name", c.tls.server_name, "Name to verify in Vault's certificate (and SNI)", "VAULT_TLS_SERVER_NAME");
-  opt(app, "--vault-skip-verify", raw.skip_verify, "Disable TLS verification of Vault (insecure; warns on every start)", "VAULT_SKIP_VERIFY");
+// The vault CLI's variable for --vault-* options (e.g. --vault-cacert <-> VAULT_CACERT),
+// CACERTS_AGENT_<OPTION> for every other option, and for --vault-allow-http, which the
+// vault CLI does not have.
+std::string envNameFor(std::string_view flag) {
+  std::string_view rest = flag.substr(2);
+  std::string name = "CACERTS_AGENT_";
+  if (rest.starts_with("vault-") && rest != "vault-allow-http") {
+    name = "VAULT_";
+    rest.remove_prefix(6);
+  }
+  for (char c : rest) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+std::string flagAndEnv(std::string_view flag) { return std::string(flag) + " (" + envNameFor(flag) + ")"; }
+
+// Attaches the environment variable; the last occurrence wins, so a wrapper script can
+// append an override to a base command line.
+CLI::Option* common(CLI::Option* o, const std::string& flag) {
+  return o->envname(envNameFor(flag))->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+// Strings and numbers CLI11 converts itself.
+template <class T>
+CLI::Option* opt(CLI::App* app, const std::string& flag, T& into, const std::string& help) {
+  return common(app->add_option(flag, into, help), flag)->capture_default_str();
+}
+
+// A value CLI11 cannot convert: `parse` (text -> Result<T>) runs as the option's check,
+// so a bad value is a usage error naming the option, and again to store the value.
+template <class T, class Parse>
+CLI::Option* typedOpt(CLI::App* app, const std::string& flag, T& into, Parse parse, std::string default_text,
+                      const std::string& type_name, const std::string& help) {
+  auto* o = app->add_option_function<std::string>(
+      flag,
+      [&into, parse](const std::string& text) {
+        if (Result<T> value = parse(text)) into = *value;
+      },
+      help);
+  o->check(CLI::Validator(
+      [parse](std::string& text) {
+        Result<T> value = parse(text);
+        return value ? std::string() : value.error().message;
+      },
+      ""));
+  return common(o, flag)->default_str(std::move(default_text))->type_name(type_name);
+}
+
+CLI::Option* durationOpt(CLI::App* app, const std::string& flag, Duration& into, const std::string& help) {
+  return typedOpt(app, flag, into, parseDuration, describeDuration(into), "DURATION", help);
+}
+
+template <class E, std::size_t N>
+CLI::Option* choiceOpt(CLI::App* app, const std::string& flag, E& into, const Choice<E> (&choices)[N],
+                       const std::string& help) {
+  auto parse = [&choices](const std::string& text) { return parseChoice(choices, text); };
+  return typedOpt(app, flag, into, parse, std::string(nameOf(choices, into)), "TEXT", help);
+}
+
+// A boolean flag: bare means true, --flag=<bool> sets either value, and the value (from
+// the flag or the environment) must be one of Go's spellings; CLI11 alone would also take
+// "yes", "on", "enable" or any integer.
+CLI::Option* boolFlag(CLI::App* app, const std::string& flag, bool& into, const std::string& help) {
+  const std::string where = "from " + flag + " or " + envNameFor(flag);
+  auto* o = app->add_flag(flag, into, help);
+  o->check(CLI::Validator(
+      [where](std::string& text) {
+        if (parseGoBool(text)) return std::string();
+        return "expects a boolean: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False (got \"" + text +
+               "\" " + where + ")";
+      },
+      ""));
+  return common(o, flag);
+}
+
+void addVaultOptions(CLI::App* app, Config& c) {
+  opt(app, "--vault-addr", c.vault_addr, "Vault address, https://host:port (required)");
+  opt(app, "--vault-namespace", c.vault_namespace, "Vault namespace, sent as X-Vault-Namespace");
+  opt(app, "--vault-cacert", c.tls.ca_file, "PEM file of CAs that verify Vault's certificate");
+  opt(app, "--vault-capath", c.tls.ca_path, "Directory of PEM CA files that verify Vault's certificate");
+  opt(app, "--vault-client-cert", c.tls.client_cert, "PEM client certificate for TLS (and cert auth)");
+  opt(app, "--vault-client-key", c.tls.client_key, "PEM client key for TLS (and cert auth)");
+  opt(app, "--vault-tls-server-name", c.tls.server_name, "Name to verify in Vault's certificate (and SNI)");
+  boolFlag(app, "--vault-skip-verify", c.tls.skip_verify,
+           "Disable TLS verification of Vault (insecure; warns on every start)");
+  boolFlag(app, "--vault-allow-http", c.vault_allow_http,
+           "Allow a plain http:// Vault address that is not loopback (insecure; warns on every start)");
   opt(app, "--auth-method", c.auth.method, "kubernetes | approle | jwt | cert | token");
   opt(app, "--auth-mount", c.auth.mount, "Auth mount path, e.g. kube-c1-mesh-auth or auth/kube-c1-mesh-auth (default: the method name)");
   opt(app, "--auth-role", c.auth.role, "Role for kubernetes/jwt login (cert: certificate role name)");
@@ -61,32 +171,33 @@ void addVaultOptions(CLI::App* app, Config& c, RawOptions& raw) {
   opt(app, "--token-file", c.auth.token_file, "File holding a Vault token (token auth; else VAULT_TOKEN)");
 }
 
-void addSourceAndOutputOptions(CLI::App* app, Config& c, RawOptions& raw) {
-  opt(app, "--source", c.source, "kv | pki");
+void addSourceAndOutputOptions(CLI::App* app, Config& c) {
+  choiceOpt(app, "--source", c.source, kSources, "kv | pki");
   opt(app, "--kv-cert", c.kv_cert, "Signing certificate: [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-key", c.kv_key, "Signing key: [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-chain", c.kv_chain, "Optional chain (signing cert first): [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-root", c.kv_root, "Optional root bundle: [vault:]<path>#<field>[#<version>]");
   opt(app, "--pki-sign-path", c.pki.sign_path, "PKI endpoint that signs the intermediate: <mount>/root/sign-intermediate or <mount>/issuer/<ref>/sign-intermediate");
   opt(app, "--pki-generate-path", c.pki.generate_path, "Use <mount>/intermediate/generate/exported instead of a local key (not recommended)");
-  opt(app, "--key-type", c.pki.key_type, "Intermediate key type: ec | rsa");
-  app->add_option("--key-bits", c.pki.key_bits, "Key size: ec 256 (default) or 384; rsa 2048, 3072 (default) or 4096")
-      ->envname("CACERTS_AGENT_KEY_BITS");
+  choiceOpt(app, "--key-type", c.pki.key_type, kKeyTypes, "Intermediate key type: ec | rsa");
+  common(app->add_option("--key-bits", c.pki.key_bits, "Key size: ec 256 (default) or 384; rsa 2048, 3072 (default) or 4096"),
+         "--key-bits");
   opt(app, "--common-name", c.pki.common_name, "Intermediate subject CN (default: istiod intermediate <pod name or hostname>)");
   opt(app, "--organization", c.pki.organization, "Intermediate subject O");
-  opt(app, "--ttl", c.pki.ttl_text, "Requested intermediate lifetime");
-  app->add_option("--max-path-length", c.pki.max_path_length, "Requested path length constraint of the intermediate")
-      ->envname("CACERTS_AGENT_MAX_PATH_LENGTH")->capture_default_str();
+  durationOpt(app, "--ttl", c.pki_ttl, "Requested intermediate lifetime");
+  opt(app, "--max-path-length", c.pki.max_path_length, "Requested path length constraint of the intermediate");
   opt(app, "--uri-sans", c.pki.uri_sans, "Comma-separated URI SANs for the intermediate (e.g. spiffe://cluster.local)");
-  app->add_flag("--use-csr-values", c.pki.use_csr_values, "Ask Vault to take subject and extensions from the CSR")
-      ->envname("CACERTS_AGENT_USE_CSR_VALUES");
+  boolFlag(app, "--use-csr-values", c.pki.use_csr_values, "Ask Vault to take subject and extensions from the CSR");
   opt(app, "--dir", c.dir, "Output directory (a memory-backed emptyDir)");
-  opt(app, "--layout", c.layout, "istio (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) | tls (tls.crt, tls.key, ca.crt)");
-  app->add_flag("--allow-non-tmpfs", c.allow_non_tmpfs, "Allow writing the key to a directory that is not on tmpfs")
-      ->envname("CACERTS_AGENT_ALLOW_NON_TMPFS");
-  opt(app, "--key-mode", raw.key_mode, "Octal file mode of the private key file");
-  opt(app, "--timeout", raw.timeout, "How long init retries transient Vault failures before giving up");
-  opt(app, "--min-remaining", raw.min_remaining, "Refuse material whose remaining lifetime is shorter than this");
+  choiceOpt(app, "--layout", c.layout, kLayouts,
+            "istio (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) | tls (tls.crt, tls.key, ca.crt)");
+  boolFlag(app, "--allow-non-tmpfs", c.allow_non_tmpfs, "Allow writing the key to a directory that is not on tmpfs");
+  char mode_text[8];
+  std::snprintf(mode_text, sizeof mode_text, "%04o", c.key_mode);
+  typedOpt(app, "--key-mode", c.key_mode, parseOctalMode, mode_text, "OCTAL",
+           "Octal file mode of the private key file: 0600, 0400, 0640 or 0440");
+  durationOpt(app, "--timeout", c.timeout, "How long init retries transient Vault failures before giving up");
+  durationOpt(app, "--min-remaining", c.min_remaining, "Refuse material whose remaining lifetime is shorter than this");
 }
 
 void addLogOptions(CLI::App* app, Config& c) {
@@ -94,144 +205,224 @@ void addLogOptions(CLI::App* app, Config& c) {
   opt(app, "--log-level", c.log_level, "trace | debug | info | warn | error");
 }
 
-void addSidecarOptions(CLI::App* app, Config& c, RawOptions& raw) {
-  opt(app, "--listen", c.sidecar.listen, "Address of /healthz, /readyz, /metrics and /rotate");
-  opt(app, "--istiod-metrics-url", c.sidecar.istiod_metrics_url, "istiod metrics URL for reload confirmation (empty disables)");
-  opt(app, "--istiod-multiroot", raw.istiod_multiroot, "Whether istiod runs with ISTIO_MULTIROOT_MESH=true (allows root changes)");
-  opt(app, "--renew-before", raw.renew_before, "Renew at the latest this long before expiry");
-  app->add_option("--renew-fraction", c.sidecar.renew_fraction, "Renew at the latest at this fraction of the lifetime")
-      ->envname("CACERTS_AGENT_RENEW_FRACTION")->capture_default_str();
-  app->add_option("--jitter", c.sidecar.jitter, "Renew up to this fraction of the lifetime early, at random")
-      ->envname("CACERTS_AGENT_JITTER")->capture_default_str();
-  opt(app, "--retry-initial", raw.retry_initial, "First retry delay after a failed renewal");
-  opt(app, "--retry-max", raw.retry_max, "Largest retry delay");
-  opt(app, "--kv-poll-interval", raw.kv_poll_interval, "How often the KV source checks for an out-of-band change");
-  opt(app, "--confirm-timeout", raw.confirm_timeout, "How long to wait for istiod to report the new certificate");
-  opt(app, "--root-propagation", raw.root_propagation, "Root rotation: time between publishing old+new roots and switching the intermediate");
-  opt(app, "--root-retire", raw.root_retire, "Root rotation: time after the switch before the old root is dropped");
+void addSidecarOptions(CLI::App* app, Config& c) {
+  SidecarSettings& s = c.sidecar;
+  opt(app, "--listen", s.listen, "Address of /healthz, /readyz, /metrics and /rotate");
+  opt(app, "--istiod-metrics-url", s.istiod_metrics_url, "istiod metrics URL for reload confirmation (empty disables)");
+  boolFlag(app, "--istiod-multiroot", s.istiod_multiroot,
+           "istiod runs with ISTIO_MULTIROOT_MESH=true (allows root changes)");
+  durationOpt(app, "--renew-before", s.renew_before, "Renew at the latest this long before expiry");
+  opt(app, "--renew-fraction", s.renew_fraction, "Renew at the latest at this fraction of the lifetime");
+  opt(app, "--jitter", s.jitter, "Renew up to this fraction of the lifetime early, at random");
+  durationOpt(app, "--retry-initial", s.retry_initial, "First retry delay after a failed renewal");
+  durationOpt(app, "--retry-max", s.retry_max, "Largest retry delay");
+  durationOpt(app, "--kv-poll-interval", s.kv_poll_interval, "How often the KV source checks for an out-of-band change");
+  durationOpt(app, "--confirm-timeout", s.confirm_timeout, "How long to wait for istiod to report the new certificate");
+  durationOpt(app, "--root-propagation", s.root_propagation,
+              "Root rotation: time between publishing old+new roots and switching the intermediate");
+  durationOpt(app, "--root-retire", s.root_retire, "Root rotation: time after the switch before the old root is dropped");
 }
 
-Status parseDurations(Config& c, const RawOptions& raw) {
-  struct Item {
-    const std::string& text;
-    Duration& into;
-    const char* option;
-  };
-  for (Item item : {Item{raw.timeout, c.timeout, "--timeout"}, Item{raw.min_remaining, c.min_remaining, "--min-remaining"},
-                    Item{c.pki.ttl_text, c.pki_ttl, "--ttl"}, Item{raw.renew_before, c.sidecar.renew_before, "--renew-before"},
-                    Item{raw.retry_initial, c.sidecar.retry_initial, "--retry-initial"},
-                    Item{raw.retry_max, c.sidecar.retry_max, "--retry-max"},
-                    Item{raw.kv_poll_interval, c.sidecar.kv_poll_interval, "--kv-poll-interval"},
-                    Item{raw.confirm_timeout, c.sidecar.confirm_timeout, "--confirm-timeout"},
-                    Item{raw.root_propagation, c.sidecar.root_propagation, "--root-propagation"},
-                    Item{raw.root_retire, c.sidecar.root_retire, "--root-retire"}}) {
-    Result<Duration> d = parseDuration(item.text);
-    if (!d) return withContext(d.error(), item.option);
-    item.into = *d;
+// CLI11 2.1 takes the token after an option as its value even when that token is another
+// option, so "--vault-addr --source pki" would connect to "--source" and then stumble
+// over "pki". Refuse that form before CLI11 sees it.
+void refuseOptionsAsValues(const CLI::App& command, int argc, const char* const* argv) {
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!arg.starts_with("--") || arg.find('=') != std::string::npos) continue;
+    const CLI::Option* option = command.get_option_no_throw(arg);
+    if (option == nullptr || option->get_items_expected_max() == 0) continue;  // unknown, or a flag
+    if (i + 1 == argc || std::string_view(argv[i + 1]).starts_with("--")) {
+      throw CLI::ArgumentMismatch(arg + " needs a value");
+    }
+    ++i;
+  }
+}
+
+bool isLoopbackHost(std::string host) {
+  for (char& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+Status checkDuration(std::string_view flag, Duration value, bool zero_allowed) {
+  if (value > kMaxDuration) {
+    return Error{ErrorCode::kInvalidArgument, flagAndEnv(flag) + " must be at most " + kMaxDurationText + " (got " +
+                                                  describeDuration(value) + ")"};
+  }
+  if (value < Duration::zero() || (!zero_allowed && value == Duration::zero())) {
+    return Error{ErrorCode::kInvalidArgument, flagAndEnv(flag) + (zero_allowed ? " must not be negative" : " must be positive") };
   }
   return ok();
 }
 
 }  // namespace
 
+std::string_view toString(Command command) { return nameOf(kCommands, command); }
+std::string_view toString(Source source) { return nameOf(kSources, source); }
+std::string_view toString(Layout layout) { return nameOf(kLayouts, layout); }
+std::string_view toString(KeyType key_type) { return nameOf(kKeyTypes, key_type); }
+
 ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {
   ParsedCommandLine out;
   Config& c = out.config;
-  c.auth.method = "kubernetes";
-  c.auth.jwt_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-  RawOptions raw;
 
   CLI::App app{"cacerts-agent: publishes istiod's plugged-in CA from HashiCorp Vault into /etc/cacerts"};
   app.require_subcommand(1);
-  auto* init = app.add_subcommand("init", "Fetch, validate and publish the CA once, then exit (init container)");
-  auto* sidecar = app.add_subcommand("sidecar", "Publish, then keep the CA renewed and confirm istiod reloaded");
-  auto* check = app.add_subcommand("check", "Report whether istiod would accept a cacerts directory");
-  auto* rotate = app.add_subcommand("rotate", "Ask the running sidecar to renew now");
-  app.add_subcommand("version", "Print the version");
+  std::map<std::string, CLI::App*> commands;
+  for (const auto& [name, command] : kCommands) {
+    (void)command;
+    commands[std::string(name)] = app.add_subcommand(std::string(name));
+  }
+  commands["init"]->description("Fetch, validate and publish the CA once, then exit (init container)");
+  commands["sidecar"]->description("Publish, then keep the CA renewed and confirm istiod reloaded");
+  commands["check"]->description("Report whether istiod would accept a cacerts directory");
+  commands["rotate"]->description("Ask the running sidecar to renew now");
+  commands["version"]->description("Print the version");
   // Options are attached only to the subcommand named on the command line: CLI11 2.1 reads
   // the environment for every registered option, even of subcommands that were not
   // chosen, and would let an environment variable overwrite a flag bound to the same field.
   const std::string chosen = argc > 1 ? argv[1] : "";
-  for (auto* sub : {init, sidecar}) {
-    if (sub->get_name() != chosen) continue;
-    addVaultOptions(sub, c, raw);
-    addSourceAndOutputOptions(sub, c, raw);
+  CLI::App* sub = commands.count(chosen) ? commands[chosen] : nullptr;
+  if (chosen == "init" || chosen == "sidecar") {
+    addVaultOptions(sub, c);
+    addSourceAndOutputOptions(sub, c);
     addLogOptions(sub, c);
   }
-  if (chosen == "sidecar") addSidecarOptions(sidecar, c, raw);
+  if (chosen == "sidecar") addSidecarOptions(sub, c);
   if (chosen == "check") {
-    opt(check, "--dir", c.dir, "Directory to check");
-    check->add_flag("--json", c.json, "Print the report as JSON");
-    opt(check, "--min-remaining", raw.min_remaining, "Report material with less remaining lifetime as not acceptable");
-    addLogOptions(check, c);
+    opt(sub, "--dir", c.dir, "Directory to check");
+    boolFlag(sub, "--json", c.json, "Print the report as JSON");
+    durationOpt(sub, "--min-remaining", c.min_remaining, "Report material with less remaining lifetime as not acceptable");
+    addLogOptions(sub, c);
   }
-  if (chosen == "rotate") opt(rotate, "--listen", c.sidecar.listen, "The sidecar's --listen address");
+  if (chosen == "rotate") opt(sub, "--listen", c.sidecar.listen, "The sidecar's --listen address");
 
   try {
+    if (sub != nullptr) refuseOptionsAsValues(*sub, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
+    (void)app.exit(e);
     out.exit_now = e.get_exit_code() == 0 ? 0 : 2;
-    (void)code;
     return out;
   }
-  for (auto* sub : app.get_subcommands()) c.command = sub->get_name();
-
-  const Status durations = parseDurations(c, raw);
-  if (!durations) {
-    std::fprintf(stderr, "error: %s\n", durations.error().message.c_str());
-    out.exit_now = 2;
-    return out;
+  for (auto* parsed : app.get_subcommands()) {
+    if (Result<Command> command = parseChoice(kCommands, parsed->get_name())) c.command = *command;
   }
-  const auto skip = parseGoBool(raw.skip_verify);
-  const auto multiroot = parseGoBool(raw.istiod_multiroot);
-  if (!skip || !multiroot) {
-    std::fprintf(stderr, "error: %s must be a boolean (true/false/1/0)\n",
-                 !skip ? "--vault-skip-verify (VAULT_SKIP_VERIFY)" : "--istiod-multiroot");
-    out.exit_now = 2;
-    return out;
-  }
-  c.tls.skip_verify = *skip;
-  c.sidecar.istiod_multiroot = *multiroot;
-  char* end = nullptr;
-  const unsigned long mode = std::strtoul(raw.key_mode.c_str(), &end, 8);
-  if (end == nullptr || *end != '\0' || mode > 0777 || raw.key_mode.empty()) {
-    std::fprintf(stderr, "error: --key-mode must be an octal file mode such as 0600 (got \"%s\")\n", raw.key_mode.c_str());
-    out.exit_now = 2;
-    return out;
-  }
-  c.key_mode = static_cast<unsigned>(mode);
   // VAULT_TOKEN is read from the environment only: a token on the command line would be
   // visible to every process on the node.
-  std::string token = env("VAULT_TOKEN");
-  c.auth.token = Secret::takeFrom(token);
+  const char* token = std::getenv("VAULT_TOKEN");
+  std::string token_text = token != nullptr ? token : "";
+  c.auth.token = Secret::takeFrom(token_text);
   return out;
+}
+
+bool vaultTrafficLeavesHostInClear(const std::string& vault_addr) {
+  constexpr std::string_view kHttp = "http://";
+  if (!vault_addr.starts_with(kHttp)) return false;
+  std::string authority = vault_addr.substr(kHttp.size());
+  authority = authority.substr(0, authority.find('/'));
+  std::string host;
+  if (authority.starts_with("[")) {
+    host = authority.substr(1, authority.find(']') - 1);
+  } else {
+    host = authority.substr(0, authority.rfind(':'));
+  }
+  return !isLoopbackHost(host);
 }
 
 Status validate(const Config& c) {
   auto bad = [](std::string m) { return Error{ErrorCode::kInvalidArgument, std::move(m)}; };
-  if (c.command != "init" && c.command != "sidecar") return ok();
-  if (c.vault_addr.empty()) return bad("--vault-addr (VAULT_ADDR) is required");
-  if (c.layout != "istio" && c.layout != "tls") return bad("--layout must be istio or tls (got \"" + c.layout + "\")");
-  if (c.dir.empty() || c.dir.front() != '/') return bad("--dir must be an absolute path (got \"" + c.dir + "\")");
-  if (c.source == "kv") {
-    if (c.kv_cert.empty() || c.kv_key.empty()) return bad("--source kv needs --kv-cert and --kv-key");
-  } else if (c.source == "pki") {
-    if (c.pki.sign_path.empty()) return bad("--source pki needs --pki-sign-path");
-    if (c.pki.key_type != "ec" && c.pki.key_type != "rsa") return bad("--key-type must be ec or rsa");
-    if (c.pki.key_type == "ec" && c.pki.key_bits != 0 && c.pki.key_bits != 256 && c.pki.key_bits != 384) {
-      return bad("--key-bits for ec must be 256 or 384");
-    }
-    if (c.pki.key_type == "rsa" && c.pki.key_bits != 0 && c.pki.key_bits != 2048 && c.pki.key_bits != 3072 &&
-        c.pki.key_bits != 4096) {
-      return bad("--key-bits for rsa must be 2048, 3072 or 4096");
-    }
-    if (c.pki.max_path_length < -1) return bad("--max-path-length must be -1 or more");
-  } else {
-    return bad("--source must be kv or pki (got \"" + c.source + "\")");
+  const SidecarSettings& s = c.sidecar;
+
+  // Ranges, for every command: options a command does not take keep their valid defaults.
+  struct DurationRule {
+    const char* flag;
+    Duration value;
+    bool zero_allowed;
+  };
+  for (const DurationRule& d : {DurationRule{"--timeout", c.timeout, false},
+                                DurationRule{"--min-remaining", c.min_remaining, true},
+                                DurationRule{"--ttl", c.pki_ttl, false},
+                                DurationRule{"--renew-before", s.renew_before, true},
+                                DurationRule{"--retry-initial", s.retry_initial, false},
+                                DurationRule{"--retry-max", s.retry_max, false},
+                                DurationRule{"--kv-poll-interval", s.kv_poll_interval, false},
+                                DurationRule{"--confirm-timeout", s.confirm_timeout, false},
+                                DurationRule{"--root-propagation", s.root_propagation, false},
+                                DurationRule{"--root-retire", s.root_retire, false}}) {
+    RETURN_IF_ERROR(checkDuration(d.flag, d.value, d.zero_allowed));
   }
-  if (c.sidecar.renew_fraction <= 0 || c.sidecar.renew_fraction >= 1) return bad("--renew-fraction must be between 0 and 1");
-  if (c.sidecar.jitter < 0 || c.sidecar.jitter >= 0.5) return bad("--jitter must be in [0, 0.5)");
+  // Written so that NaN fails too: every comparison with NaN is false.
+  if (!(s.renew_fraction > 0 && s.renew_fraction < 1)) {
+    return bad(flagAndEnv("--renew-fraction") + " must be a number between 0 and 1, exclusive");
+  }
+  if (!(s.jitter >= 0 && s.jitter < 0.5)) return bad(flagAndEnv("--jitter") + " must be a number in [0, 0.5)");
+  if (s.retry_initial > s.retry_max) {
+    return bad("--retry-initial (" + describeDuration(s.retry_initial) + ") must not exceed --retry-max (" +
+               describeDuration(s.retry_max) + ")");
+  }
+
+  // Values that reach an HTTP request line or header: a CR or LF would inject headers.
+  const std::pair<const char*, const std::string&> request_values[] = {
+      {"--vault-addr", c.vault_addr},          {"--vault-namespace", c.vault_namespace},
+      {"--vault-tls-server-name", c.tls.server_name}, {"--auth-method", c.auth.method},
+      {"--auth-mount", c.auth.mount},          {"--auth-role", c.auth.role},
+      {"--approle-role-id", c.auth.role_id},   {"--kv-cert", c.kv_cert},
+      {"--kv-key", c.kv_key},                  {"--kv-chain", c.kv_chain},
+      {"--kv-root", c.kv_root},                {"--pki-sign-path", c.pki.sign_path},
+      {"--pki-generate-path", c.pki.generate_path}, {"--common-name", c.pki.common_name},
+      {"--organization", c.pki.organization},  {"--uri-sans", c.pki.uri_sans},
+      {"--istiod-metrics-url", s.istiod_metrics_url}, {"--listen", s.listen}};
+  for (const auto& [flag, value] : request_values) {
+    for (unsigned char ch : value) {
+      if (ch < 0x20 || ch == 0x7f) {
+        char code[8];
+        std::snprintf(code, sizeof code, "0x%02x", ch);
+        return bad(flagAndEnv(flag) + " contains the control character " + code +
+                   ", which would end up in an HTTP header or path");
+      }
+    }
+  }
+
+  if (c.command != Command::kInit && c.command != Command::kSidecar) return ok();
+  if (c.vault_addr.empty()) return bad(flagAndEnv("--vault-addr") + " is required");
+  if (vaultTrafficLeavesHostInClear(c.vault_addr) && !c.vault_allow_http) {
+    return bad(flagAndEnv("--vault-addr") + " " + c.vault_addr +
+               " is plain http to a host that is not loopback: the login credential and the CA key would cross the "
+               "network in clear text. Use https://, or pass --vault-allow-http (" +
+               envNameFor("--vault-allow-http") + ") to accept that");
+  }
+  if (c.dir.empty() || c.dir.front() != '/') return bad("--dir must be an absolute path (got \"" + c.dir + "\")");
+  // Owner read, at most group read: istiod (same user, or its group) reads the key, and
+  // nobody may change it.
+  if ((c.key_mode & ~0640U) != 0 || (c.key_mode & 0400U) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", c.key_mode);
+    return bad(flagAndEnv("--key-mode") + " " + mode +
+               " is refused for the CA key: use 0600, 0400, 0640 or 0440 (owner read, at most group read, "
+               "nobody else, no write for group or others)");
+  }
+  if (c.source == Source::kKv) {
+    if (c.kv_cert.empty() || c.kv_key.empty()) return bad("--source kv needs --kv-cert and --kv-key");
+    return ok();
+  }
+  if (c.pki.sign_path.empty()) return bad("--source pki needs --pki-sign-path");
+  if (c.pki.key_type == KeyType::kEc && c.pki.key_bits != 0 && c.pki.key_bits != 256 && c.pki.key_bits != 384) {
+    return bad("--key-bits for ec must be 256 or 384");
+  }
+  if (c.pki.key_type == KeyType::kRsa && c.pki.key_bits != 0 && c.pki.key_bits != 2048 && c.pki.key_bits != 3072 &&
+      c.pki.key_bits != 4096) {
+    return bad("--key-bits for rsa must be 2048, 3072 or 4096");
+  }
+  if (c.pki.max_path_length < -1) return bad("--max-path-length must be -1 or more");
+  if (c.command == Command::kSidecar && s.renew_before >= c.pki_ttl) {
+    return bad("--renew-before (" + describeDuration(s.renew_before) + ") must be shorter than the requested --ttl (" +
+               describeDuration(c.pki_ttl) + "): every intermediate would be due for renewal as soon as it is issued");
+  }
   return ok();
 }
 

@@ -31,7 +31,7 @@ int runInit(const Config& config, Clock& clock, Random& random) {
   const CertInfo& ca = r->ca_cert;
   spdlog::info("event=published dir={} layout={} generation={} changed={} subject=\"{}\" serial={} not_after={} "
                "sha256={} roots={}",
-               config.dir, config.layout, r->result.generation, r->result.changed, ca.subject, ca.serial_hex,
+               config.dir, toString(config.layout), r->result.generation, r->result.changed, ca.subject, ca.serial_hex,
                formatTime(ca.not_after), ca.sha256_fingerprint, r->roots.size());
   return 0;
 }

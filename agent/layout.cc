@@ -9,8 +9,8 @@
 
 namespace cacerts {
 
-LayoutNames layoutNames(const std::string& layout) {
-  if (layout == "tls") return {"tls.crt", "tls.key", "", "ca.crt"};
+LayoutNames layoutNames(Layout layout) {
+  if (layout == Layout::kTls) return {"tls.crt", "tls.key", "", "ca.crt"};
   return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"};
 }
 
@@ -18,11 +18,11 @@ std::vector<std::string> allLayoutNames() {
   return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", "tls.crt", "tls.key", "ca.crt"};
 }
 
-std::vector<OutputFile> filesFor(const ValidatedBundle& b, const std::string& layout, unsigned key_mode,
+std::vector<OutputFile> filesFor(const ValidatedBundle& b, Layout layout, unsigned key_mode,
                                  std::string& tls_crt_storage) {
   const LayoutNames n = layoutNames(layout);
   const auto kmode = static_cast<mode_t>(key_mode);
-  if (layout == "tls") {
+  if (layout == Layout::kTls) {
     // tls.crt carries the signing cert and any intermediates; istiod appends ca.crt itself.
     tls_crt_storage.clear();
     Result<std::vector<Certificate>> chain = parseCertificates(b.cert_chain_pem, "cert-chain");
@@ -43,8 +43,9 @@ std::vector<OutputFile> filesFor(const ValidatedBundle& b, const std::string& la
 namespace {
 
 Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, const std::string& dir, std::string& layout) {
-  layout = files.count("tls.crt") ? "tls" : "istio";
-  const LayoutNames n = layoutNames(layout);
+  const bool tls = files.count("tls.crt") != 0;
+  layout = tls ? "tls" : "istio";
+  const LayoutNames n = layoutNames(tls ? Layout::kTls : Layout::kIstio);
   bool any = false;
   std::string missing;
   for (const auto& name : {n.cert, n.key, n.chain, n.root}) {

@@ -14,18 +14,19 @@
 
 namespace cacerts {
 
+enum class Layout { kIstio, kTls };
+
 struct LayoutNames {
   std::string cert, key, chain, root;  // chain is empty for the tls layout
 };
 
-// "istio" or "tls"; anything else is rejected by config validation.
-LayoutNames layoutNames(const std::string& layout);
+LayoutNames layoutNames(Layout layout);
 // All top-level names of both layouts (used to detect which one a directory holds).
 std::vector<std::string> allLayoutNames();
 
 // Files to publish for a validated bundle. Views into `bundle`: keep it alive while
 // publishing. The key file gets key_mode, every other file 0644.
-std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, const std::string& layout, unsigned key_mode,
+std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, Layout layout, unsigned key_mode,
                                  std::string& tls_crt_storage);
 
 // Reads whichever layout a published directory holds back into CaMaterial (for check and

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   cacerts::ParsedCommandLine parsed = cacerts::parseCommandLine(argc, argv);
   if (parsed.exit_now) return *parsed.exit_now;
   const cacerts::Config& config = parsed.config;
-  if (config.command == "version") {
+  if (config.command == cacerts::Command::kVersion) {
     std::printf("cacerts-agent %s\n", CACERTS_VERSION);
     return 0;
   }

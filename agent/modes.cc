@@ -9,11 +9,14 @@
 namespace cacerts {
 
 int runMode(const Config& config, Clock& clock, Random& random) {
-  if (config.command == "init") return runInit(config, clock, random);
-  if (config.command == "check") return runCheck(config, clock);
-  if (config.command == "sidecar") return runSidecar(config, clock, random);
-  if (config.command == "rotate") return runRotate(config);
-  spdlog::error("event=unsupported_command command={}", config.command);
+  switch (config.command) {
+    case Command::kInit: return runInit(config, clock, random);
+    case Command::kCheck: return runCheck(config, clock);
+    case Command::kSidecar: return runSidecar(config, clock, random);
+    case Command::kRotate: return runRotate(config);
+    case Command::kVersion: break;  // main prints the version before logging is set up
+  }
+  spdlog::error("event=unsupported_command command={}", toString(config.command));
   return 2;
 }
 

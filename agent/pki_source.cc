@@ -106,7 +106,7 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
                  "network; local generation (omit --pki-generate-path) keeps it inside the pod\"",
                  settings_.generate_path);
     nlohmann::json body = {{"common_name", settings_.common_name},
-                           {"key_type", settings_.key_type},
+                           {"key_type", std::string(toString(settings_.key_type))},
                            {"key_bits", settings_.key_bits},
                            {"format", "pem"}};
     if (!settings_.organization.empty()) body["organization"] = settings_.organization;
@@ -123,7 +123,7 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
     out.key_pem = Secret::takeFrom(data["private_key"].get_ref<std::string&>());
     return out;
   }
-  const KeyType type = settings_.key_type == "rsa" ? KeyType::kRsa : KeyType::kEc;
+  const KeyType type = settings_.key_type;
   const int bits = settings_.key_bits != 0 ? settings_.key_bits : (type == KeyType::kRsa ? 3072 : 256);
   ASSIGN_OR_RETURN(PrivateKey key, generateKey(type, bits));
   CsrSpec spec;

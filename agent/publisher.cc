@@ -40,7 +40,7 @@ Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirW
 }
 
 Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock) {
-  if (config.source == "kv") {
+  if (config.source == Source::kKv) {
     KvRefs refs;
     ASSIGN_OR_RETURN(refs.cert, parseKvRef(config.kv_cert, "--kv-cert"));
     ASSIGN_OR_RETURN(refs.key, parseKvRef(config.kv_key, "--kv-key"));

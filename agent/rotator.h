@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agent/ca_bundle.h"
+#include "agent/layout.h"
 #include "agent/reload_confirm.h"
 #include "agent/root_policy.h"
 #include "agent/schedule.h"
@@ -43,7 +44,7 @@ struct RotatorSettings {
   RenewalPolicy renewal;
   BackoffPolicy retry;
   RootPolicy roots;
-  std::string layout = "istio";
+  Layout layout = Layout::kIstio;
   unsigned key_mode = 0600;
   Duration min_remaining = std::chrono::hours(24);  // for fresh candidates
   Duration poll_interval = std::chrono::minutes(5);  // at least 100 ms

@@ -162,7 +162,7 @@ RotatorSettings rotatorSettings(const Config& config) {
   r.key_mode = config.key_mode;
   r.min_remaining = config.min_remaining;
   r.poll_interval = s.kv_poll_interval;
-  r.poll_always = config.source == "kv";
+  r.poll_always = config.source == Source::kKv;
   r.startup_timeout = config.timeout;
   return r;
 }
@@ -209,7 +209,7 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
   if (Status started = server.start(); !started) return failed(started.error());
   spdlog::info("event=sidecar_started listen={} port={} dir={} source=\"{}\" layout={} istiod_multiroot={} "
                "reload_confirmation={}",
-               config.sidecar.listen, server.port(), config.dir, batch.describe(), config.layout,
+               config.sidecar.listen, server.port(), config.dir, batch.describe(), toString(config.layout),
                config.sidecar.istiod_multiroot, (*confirmer)->enabled());
 
   if (config.sidecar.istiod_multiroot && config.sidecar.renew_before <= config.sidecar.root_propagation) {

@@ -9,6 +9,11 @@ Result<VaultSession> openVaultSession(const Config& config, Clock& clock, Random
     spdlog::warn("event=insecure_tls message=\"VAULT_SKIP_VERIFY is set: Vault's certificate is NOT verified; "
                  "anyone on the network path can impersonate Vault and hand istiod a CA. Set --vault-cacert instead.\"");
   }
+  if (config.vault_allow_http && vaultTrafficLeavesHostInClear(config.vault_addr)) {
+    spdlog::warn("event=insecure_http message=\"--vault-allow-http is set and Vault is plain http:// to a host that "
+                 "is not loopback: the login credential and the CA key cross the network in clear text. Use "
+                 "https:// instead.\"");
+  }
   VaultSession s;
   HttpLimits limits;
   // One TLS handshake per burst of calls (an init, a rotation) instead of one per call;

@@ -334,7 +334,7 @@ if [ "$sidecar_available" = yes ] && [ "$fleet_size" -gt 0 ]; then
   for ((i = 0; i < fleet_size; i++)); do
     mkdir -p "$shm/fleet-$i"
     "$agent" sidecar --dir "$shm/fleet-$i" --listen 127.0.0.1:0 --istiod-metrics-url "" --source pki \
-      --pki-sign-path pki/root/sign-intermediate --common-name "istiod-fleet-$i" --ttl 1m --min-remaining 10s \
+      --pki-sign-path pki/root/sign-intermediate --common-name "istiod-fleet-$i" --ttl 1m --renew-before 20s --min-remaining 10s \
       --max-path-length 0 2>"$work/fleet-$i.log" &
     pids+=("$!")
     fleet_pids[i]=$!

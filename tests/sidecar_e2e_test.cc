@@ -200,7 +200,7 @@ TEST_CASE("sidecar rotates a root through all three phases, surviving a restart"
   Sidecar s;
   s.setUpPki();
   s.start(concat(s.pkiArgs("1h", "10m"),
-                 {"--istiod-multiroot", "true", "--root-propagation", "3s", "--root-retire", "2s"}));
+                 {"--istiod-multiroot", "--root-propagation", "3s", "--root-retire", "2s"}));
   REQUIRE(s.waitPublished(1));
   const std::string root_a = s.file("root-cert.pem");
   const std::string ca_a = s.file("ca-cert.pem");
@@ -268,7 +268,7 @@ TEST_CASE("sidecar logs in again exactly once when its token expires mid-run", "
   Sidecar s;
   s.setUpPki();
   s.start(concat(s.baseArgs(s.setUpKubernetesAuth()),
-                 {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "1h"}));
+                 {"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "1h", "--renew-before", "20m"}));
   REQUIRE(s.waitPublished(1));
   CHECK(countRequests(s.vault.server(), "POST", "auth/kubernetes/login") == 1);
   // The server's clock jumps past the token's TTL; the agent cannot know until Vault says so.
