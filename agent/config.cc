@@ -88,18 +88,24 @@ std::string envNameFor(std::string_view flag) {
   return name;
 }
 
+std::string octalText(unsigned mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", mode);
+  return text;
+}
+
 std::string flagAndEnv(std::string_view flag) { return std::string(flag) + " (" + envNameFor(flag) + ")"; }
 
 // Attaches the environment variable; the last occurrence wins, so a wrapper script can
 // append an override to a base command line.
-CLI::Option* common(CLI::Option* o, const std::string& flag) {
+CLI::Option* withEnvironment(CLI::Option* o, const std::string& flag) {
   return o->envname(envNameFor(flag))->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 // Strings and numbers CLI11 converts itself.
 template <class T>
 CLI::Option* opt(CLI::App* app, const std::string& flag, T& into, const std::string& help) {
-  return common(app->add_option(flag, into, help), flag)->capture_default_str();
+  return withEnvironment(app->add_option(flag, into, help), flag)->capture_default_str();
 }
 
 // A value CLI11 cannot convert: `parse` (text -> Result<T>) runs as the option's check,
@@ -119,7 +125,7 @@ CLI::Option* typedOpt(CLI::App* app, const std::string& flag, T& into, Parse par
         return value ? std::string() : value.error().message;
       },
       ""));
-  return common(o, flag)->default_str(std::move(default_text))->type_name(type_name);
+  return withEnvironment(o, flag)->default_str(std::move(default_text))->type_name(type_name);
 }
 
 CLI::Option* durationOpt(CLI::App* app, const std::string& flag, Duration& into, const std::string& help) {
@@ -146,7 +152,7 @@ CLI::Option* boolFlag(CLI::App* app, const std::string& flag, bool& into, const 
                "\" " + where + ")";
       },
       ""));
-  return common(o, flag);
+  return withEnvironment(o, flag);
 }
 
 void addVaultOptions(CLI::App* app, Config& c) {
@@ -180,7 +186,7 @@ void addSourceAndOutputOptions(CLI::App* app, Config& c) {
   opt(app, "--pki-sign-path", c.pki.sign_path, "PKI endpoint that signs the intermediate: <mount>/root/sign-intermediate or <mount>/issuer/<ref>/sign-intermediate");
   opt(app, "--pki-generate-path", c.pki.generate_path, "Use <mount>/intermediate/generate/exported instead of a local key (not recommended)");
   choiceOpt(app, "--key-type", c.pki.key_type, kKeyTypes, "Intermediate key type: ec | rsa");
-  common(app->add_option("--key-bits", c.pki.key_bits, "Key size: ec 256 (default) or 384; rsa 2048, 3072 (default) or 4096"),
+  withEnvironment(app->add_option("--key-bits", c.pki.key_bits, "Key size: ec 256 (default) or 384; rsa 2048, 3072 (default) or 4096"),
          "--key-bits");
   opt(app, "--common-name", c.pki.common_name, "Intermediate subject CN (default: istiod intermediate <pod name or hostname>)");
   opt(app, "--organization", c.pki.organization, "Intermediate subject O");
@@ -192,9 +198,7 @@ void addSourceAndOutputOptions(CLI::App* app, Config& c) {
   choiceOpt(app, "--layout", c.layout, kLayouts,
             "istio (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem) | tls (tls.crt, tls.key, ca.crt)");
   boolFlag(app, "--allow-non-tmpfs", c.allow_non_tmpfs, "Allow writing the key to a directory that is not on tmpfs");
-  char mode_text[8];
-  std::snprintf(mode_text, sizeof mode_text, "%04o", c.key_mode);
-  typedOpt(app, "--key-mode", c.key_mode, parseOctalMode, mode_text, "OCTAL",
+  typedOpt(app, "--key-mode", c.key_mode, parseOctalMode, octalText(c.key_mode), "OCTAL",
            "Octal file mode of the private key file: 0600, 0400, 0640 or 0440");
   durationOpt(app, "--timeout", c.timeout, "How long init retries transient Vault failures before giving up");
   durationOpt(app, "--min-remaining", c.min_remaining, "Refuse material whose remaining lifetime is shorter than this");
@@ -400,9 +404,7 @@ Status validate(const Config& c) {
   // Owner read, at most group read: istiod (same user, or its group) reads the key, and
   // nobody may change it.
   if ((c.key_mode & ~0640U) != 0 || (c.key_mode & 0400U) == 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", c.key_mode);
-    return bad(flagAndEnv("--key-mode") + " " + mode +
+    return bad(flagAndEnv("--key-mode") + " " + octalText(c.key_mode) +
                " is refused for the CA key: use 0600, 0400, 0640 or 0440 (owner read, at most group read, "
                "nobody else, no write for group or others)");
   }

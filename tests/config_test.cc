@@ -372,7 +372,7 @@ TEST_CASE("every duration option is bounded by ten years and positive where zero
   }
 }
 
-TEST_CASE("--renew-before must be shorter than the requested --ttl for a PKI sidecar", "[config]") {
+TEST_CASE("a PKI sidecar refuses a --renew-before not shorter than the requested --ttl", "[config]") {
   const std::vector<std::string> pki = {"--vault-addr", "https://v:8200", "--source", "pki", "--pki-sign-path",
                                         "pki/root/sign-intermediate"};
   Status v = parseAndValidate(concat(concat({"sidecar"}, pki), {"--ttl", "1h"}));  // default --renew-before 168h
@@ -385,7 +385,7 @@ TEST_CASE("--renew-before must be shorter than the requested --ttl for a PKI sid
   CHECK(parseAndValidate(concat(concat({"init"}, pki), {"--ttl", "1h"})));  // init never renews
 }
 
-TEST_CASE("--retry-initial may not exceed --retry-max", "[config]") {
+TEST_CASE("the first retry delay (--retry-initial) may not exceed --retry-max", "[config]") {
   const Status v = parseAndValidate(concat({"sidecar", "--retry-initial", "10m", "--retry-max", "5m"}, kKv));
   REQUIRE_FALSE(v);
   CHECK_THAT(v.error().message, Catch::Contains("--retry-initial") && Catch::Contains("--retry-max"));
@@ -420,7 +420,7 @@ TEST_CASE("fractions refuse NaN, infinity and values out of range", "[config]") 
   CHECK(parseAndValidate(concat(base, {"--renew-fraction", "0.5", "--jitter", "0"})));
 }
 
-TEST_CASE("--key-mode allows owner read and at most group read", "[config]") {
+TEST_CASE("the key mode allows owner read and at most group read", "[config]") {
   const std::vector<std::string> base = concat({"init"}, kKv);
   for (const char* mode : {"0600", "0400", "0640", "0440", "600"}) {
     INFO(mode);
