@@ -24,18 +24,13 @@ nlohmann::json certJson(const CertInfo& c, SystemTime now) {
           {"key", c.key_description}};
 }
 
-std::string humanRemaining(long long seconds) {
-  if (seconds < 0) return "expired";
-  const long long days = seconds / 86400, hours = (seconds % 86400) / 3600, minutes = (seconds % 3600) / 60;
-  return std::to_string(days) + "d" + std::to_string(hours) + "h" + std::to_string(minutes) + "m";
-}
 
 void printCert(const char* label, const CertInfo& c, SystemTime now) {
   const auto remaining = std::chrono::duration_cast<std::chrono::seconds>(c.not_after - now).count();
   std::printf("%s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n  not before: %s\n  not after:  %s (%s left)\n"
               "  key:        %s\n  sha256:     %s\n",
               label, c.subject.c_str(), c.issuer.c_str(), c.serial_hex.c_str(), formatTime(c.not_before).c_str(),
-              formatTime(c.not_after).c_str(), humanRemaining(remaining).c_str(), c.key_description.c_str(),
+              formatTime(c.not_after).c_str(), (remaining < 0 ? std::string("expired") : describeDuration(std::chrono::seconds(remaining))).c_str(), c.key_description.c_str(),
               c.sha256_fingerprint.c_str());
 }
 

@@ -19,25 +19,26 @@ std::vector<std::string> allLayoutNames() {
 }
 
 std::vector<OutputFile> filesFor(const ValidatedBundle& b, const std::string& layout, unsigned key_mode,
-                                 std::string& tls_crt_storage) {
+                                 BundleText& text) {
   const LayoutNames n = layoutNames(layout);
   const auto kmode = static_cast<mode_t>(key_mode);
+  text.root = b.rootPem();
   if (layout == "tls") {
     // tls.crt carries the signing cert and any intermediates; istiod appends ca.crt itself.
-    tls_crt_storage.clear();
-    Result<std::vector<Certificate>> chain = parseCertificates(b.cert_chain_pem, "cert-chain");
-    if (chain) {
-      for (const auto& c : *chain) {
-        if (!c.info().self_signed) tls_crt_storage += c.pem();
-      }
+    text.cert.clear();
+    for (const Certificate& c : b.path) {
+      if (!c.info().self_signed) text.cert += c.pem();
     }
-    if (tls_crt_storage.empty()) tls_crt_storage = b.ca_cert_pem;
-    return {{n.cert, tls_crt_storage, 0644}, {n.key, b.ca_key_pem.view(), kmode}, {n.root, b.root_cert_pem, 0644}};
+    if (text.cert.empty()) text.cert = b.caCert().pem();
+    text.chain.clear();
+    return {{n.cert, text.cert, 0644}, {n.key, b.key_pem.view(), kmode}, {n.root, text.root, 0644}};
   }
-  return {{n.cert, b.ca_cert_pem, 0644},
-          {n.key, b.ca_key_pem.view(), kmode},
-          {n.chain, b.cert_chain_pem, 0644},
-          {n.root, b.root_cert_pem, 0644}};
+  text.cert = b.caCert().pem();
+  text.chain = toPem(b.path);
+  return {{n.cert, text.cert, 0644},
+          {n.key, b.key_pem.view(), kmode},
+          {n.chain, text.chain, 0644},
+          {n.root, text.root, 0644}};
 }
 
 namespace {
