@@ -1,9 +1,9 @@
 #include "agent/layout.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
-#include <fstream>
-#include <iterator>
+#include <optional>
 
 #include "common/x509.h"
 
@@ -79,12 +79,13 @@ Result<CaMaterial> readDirectory(const std::string& dir, std::string& layout) {
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error{ErrorCode::kOutput, dir + " is not a readable directory"};
   }
+  // Any directory may be checked: a FIFO, a link to /dev/zero or a huge file at one of
+  // the names must end the check with a message, not hang it or exhaust memory.
   std::map<std::string, Secret> files;
   for (const auto& name : allLayoutNames()) {
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    if (!in) continue;
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    files[name] = Secret::takeFrom(raw);
+    const std::string path = dir + "/" + name;
+    ASSIGN_OR_RETURN(std::optional<Secret> content, readBoundedFile(AT_FDCWD, path, path));
+    if (content) files[name] = std::move(*content);
   }
   return materialFrom(files, dir, layout);
 }
