@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/duration.h"
+
 namespace cacerts {
 
 namespace {
@@ -16,12 +18,11 @@ bool isBlank(std::string_view s) {
 struct Member {
   std::string role;  // "ca-cert", "cert-chain certificate 2", ...
   Certificate cert;
-  CertInfo info;
 };
 
 std::string quoted(const CertInfo& info) { return "\"" + info.subject + "\""; }
 
-std::string describeMember(const Member& m) { return m.role + " (" + quoted(m.info) + ")"; }
+std::string describeMember(const Member& m) { return m.role + " (" + quoted(m.cert.info()) + ")"; }
 
 bool keyTypeSupported(const std::string& description) {
   if (description == "ec-256" || description == "ec-384" || description == "ec-521") return true;
@@ -86,8 +87,7 @@ struct Evaluation {
 std::vector<Member> toMembers(std::vector<Certificate> certs, const std::string& name, std::size_t first_index) {
   std::vector<Member> out;
   for (std::size_t i = 0; i < certs.size(); ++i) {
-    CertInfo info = certs[i].info();
-    out.push_back(Member{name + " certificate " + std::to_string(first_index + i), std::move(certs[i]), std::move(info)});
+    out.push_back(Member{name + " certificate " + std::to_string(first_index + i), std::move(certs[i])});
   }
   return out;
 }
@@ -98,11 +98,10 @@ void parseInputs(const CaMaterial& m, Evaluation& e) {
   auto certs = parseCertificates(m.cert_pem, n.cert);
   if (certs) {
     std::vector<Certificate> list = std::move(certs).value();
-    CertInfo info = list.front().info();
-    e.ca = Member{n.cert, list.front(), std::move(info)};
+    e.ca = Member{n.cert, list.front()};
     list.erase(list.begin());
     e.extras = toMembers(std::move(list), n.cert, 2);
-    std::string detail = quoted(e.ca->info);
+    std::string detail = quoted(e.ca->cert.info());
     if (!e.extras.empty()) {
       detail += "; " + std::to_string(e.extras.size()) +
                 " further certificate(s) in it are used as intermediates (istiod reads only the first)";
@@ -165,177 +164,215 @@ void parseInputs(const CaMaterial& m, Evaluation& e) {
     }
     if (last != nullptr) {
       e.root_derived = true;
-      e.roots.push_back(Member{n.root + " (the last certificate of " + source + ")", last->cert, last->info});
+      e.roots.push_back(Member{n.root + " (the last certificate of " + source + ")", last->cert});
       e.add("parse_root_cert", true, "not given: using the last certificate of " + source + " (" +
-                                         quoted(last->info) + ") as the root");
+                                         quoted(last->cert.info()) + ") as the root");
     }
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// One function per check of the list in ca_bundle.h. Each returns nothing when the inputs
+// it judges did not parse (the parse_* failure already explains why).
+
+using CheckOutcome = std::optional<CheckResult>;
+
+CheckResult result(std::string name, bool ok, std::string detail) {
+  return CheckResult{std::move(name), ok, std::move(detail)};
+}
+
+CheckOutcome keyTypeSupportedCheck(const Evaluation& e) {
+  if (!e.ca) return std::nullopt;
+  const CertInfo& ca = e.ca->cert.info();
+  const bool supported = keyTypeSupported(ca.key_description);
+  return result("key_type_supported", supported,
+                supported ? ca.key_description
+                          : describeMember(*e.ca) + " has a " + ca.key_description +
+                                " key, which istiod cannot use; reissue it with an ECDSA P-256/P-384 or RSA >= 2048 key");
+}
+
+CheckOutcome keyMatchesCertCheck(const Evaluation& e, const MaterialNames& n) {
+  if (!e.ca || !e.key) return std::nullopt;
+  switch (proveKeyMatches(*e.key, e.ca->cert)) {
+    case KeyProof::kProven:
+      return result("key_matches_cert", true, n.key + " matches " + n.cert);
+    case KeyProof::kOtherKey:
+      return result("key_matches_cert", false,
+                    n.key + " does not match " + n.cert + " (wrong key or wrong version of the secret)");
+    case KeyProof::kBrokenPrivate:
+      break;
+  }
+  return result("key_matches_cert", false,
+                n.key + " has the public key of " + n.cert +
+                    " but its private part does not make valid signatures (the stored key is corrupted)");
+}
+
+CheckOutcome caBasicConstraintsCheck(const Evaluation& e) {
+  if (!e.ca) return std::nullopt;
+  const CertInfo& ca = e.ca->cert.info();
+  return result("ca_basic_constraints", ca.is_ca,
+                ca.is_ca ? "CA:TRUE" + (ca.path_len >= 0 ? ", pathlen " + std::to_string(ca.path_len) : std::string())
+                         : describeMember(*e.ca) +
+                               " is not a CA certificate (basicConstraints CA:TRUE missing); istiod refuses to sign "
+                               "with it — use an intermediate CA certificate");
+}
+
+CheckOutcome keyCertSignCheck(const Evaluation& e) {
+  if (!e.ca) return std::nullopt;
+  const CertInfo& ca = e.ca->cert.info();
+  std::string detail = "keyCertSign";
+  if (!ca.has_key_usage) {
+    detail = describeMember(*e.ca) + " has no keyUsage extension; reissue it with keyUsage keyCertSign (and cRLSign)";
+  } else if (!ca.key_cert_sign) {
+    detail = describeMember(*e.ca) + " has keyUsage without keyCertSign; reissue it with keyCertSign (and cRLSign)";
+  }
+  return result("key_cert_sign", ca.key_cert_sign, std::move(detail));
+}
+
+// Everything published in cert-chain plus the anchoring root(s).
+CheckOutcome validityWindowCheck(const Evaluation& e, const ValidationOptions& o, const MaterialNames& n) {
+  if (!e.ca) return std::nullopt;
+  std::vector<const Member*> timed = {&*e.ca};
+  for (const Member& x : e.extras) timed.push_back(&x);
+  for (const Member& x : e.chain) timed.push_back(&x);
+  for (const Member& r : e.roots) {
+    if (!e.pathVerified() || r.cert.sameAs(e.path().back())) timed.push_back(&r);
+  }
+  for (const Member* x : timed) {
+    const CertInfo& info = x->cert.info();
+    if (o.now < info.not_before) {
+      return result("validity_window", false,
+                    describeMember(*x) + " is not valid before " + formatTime(info.not_before) + " (now " +
+                        formatTime(o.now) + "); check the clock of this node and of the issuer");
+    }
+    if (o.now > info.not_after) {
+      return result("validity_window", false,
+                    describeMember(*x) + " expired at " + formatTime(info.not_after) + " (now " + formatTime(o.now) +
+                        "); renew it in Vault");
+    }
+  }
+  const CertInfo& ca = e.ca->cert.info();
+  return result("validity_window", true,
+                n.cert + " valid from " + formatTime(ca.not_before) + " until " + formatTime(ca.not_after));
+}
+
+// The signing capability ends when the first certificate on the path expires.
+CheckOutcome minRemainingLifetimeCheck(const Evaluation& e, const ValidationOptions& o) {
+  if (!e.ca) return std::nullopt;
+  std::string limiting_role = e.ca->role;
+  const CertInfo* limiting = &e.ca->cert.info();
+  if (e.pathVerified()) {
+    for (const Certificate& c : e.path()) {
+      if (c.info().not_after < limiting->not_after) {
+        limiting_role = e.roleOf(c);
+        limiting = &c.info();
+      }
+    }
+  }
+  const Duration remaining = std::chrono::duration_cast<Duration>(limiting->not_after - o.now);
+  const bool enough = remaining >= o.min_remaining;
+  std::string detail = limiting_role + " (" + quoted(*limiting) + ") expires at " + formatTime(limiting->not_after);
+  detail += remaining.count() < 0 ? ", " + describeDuration(-remaining) + " ago" : ", in " + describeDuration(remaining);
+  if (!enough) {
+    detail += ", less than the required remaining lifetime of " + describeDuration(o.min_remaining) +
+              " (--min-remaining); renew the CA material (or lower --min-remaining)";
+  }
+  return result("min_remaining_lifetime", enough, std::move(detail));
+}
+
+CheckOutcome ekuAllowsServerAuthCheck(const Evaluation& e) {
+  const std::vector<const Member*> everyone = e.allMembers();
+  if (everyone.empty()) return std::nullopt;
+  for (const Member* x : everyone) {
+    if (!ekuAllowsServerAuth(x->cert.info())) {
+      return result("eku_allows_server_auth", false,
+                    describeMember(*x) + " has extended key usage [" + joinList(x->cert.info().ext_key_usages) +
+                        "] without serverAuth or anyExtendedKeyUsage; istiod verifies the chain for serverAuth "
+                        "and rejects it — reissue the certificate without an EKU extension");
+    }
+  }
+  return result("eku_allows_server_auth", true, "no certificate restricts extended key usage against serverAuth");
+}
+
+CheckOutcome signatureAlgorithmAcceptedCheck(const Evaluation& e) {
+  if (!e.ca) return std::nullopt;
+  for (const Member* x : e.allMembers()) {
+    // Go does not check the signature of a self-signed root; everything below it must be
+    // signed with a digest it accepts.
+    const CertInfo& info = x->cert.info();
+    if (!info.self_signed && weakDigest(info.signature_digest)) {
+      return result("signature_algorithm_accepted", false,
+                    describeMember(*x) + " is signed with " + info.signature_algorithm +
+                        "; istiod (Go) rejects SHA-1/MD5 signatures — reissue it with SHA-256");
+    }
+  }
+  return result("signature_algorithm_accepted", true, e.ca->cert.info().signature_algorithm);
+}
+
+// Why `r` cannot be a root, or empty when it can.
+std::string rootProblem(const Member& r) {
+  const CertInfo& info = r.cert.info();
+  if (!info.self_signed) return describeMember(r) + " is not self-signed (issuer \"" + info.issuer + "\"); ";
+  if (!info.is_ca) return describeMember(r) + " is not a CA certificate (basicConstraints CA:TRUE missing)";
+  return {};
+}
+
+CheckOutcome rootsSelfSignedCaCheck(const Evaluation& e, const MaterialNames& n) {
+  if (e.roots.empty()) return std::nullopt;
+  for (const Member& r : e.roots) {
+    std::string problem = rootProblem(r);
+    if (problem.empty()) continue;
+    if (!r.cert.info().self_signed) {
+      problem += e.root_derived ? "no root was given, so provide the root (e.g. --kv-root) or end the chain with it"
+                                : n.root + " must hold only self-signed root CA certificates";
+    }
+    return result("roots_self_signed_ca", false, std::move(problem));
+  }
+  return result("roots_self_signed_ca", true, std::to_string(e.roots.size()) + " self-signed root CA(s)");
+}
+
+CheckOutcome chainVerifiesToRootCheck(const Evaluation& e, const MaterialNames& n) {
+  if (!e.verified) return std::nullopt;
+  if (!e.pathVerified()) {
+    return result("chain_verifies_to_root", false,
+                  n.cert + " does not verify through " + n.chain + " to " + n.root + ": " + e.verified->error().message);
+  }
+  std::string path;
+  for (const Certificate& c : e.path()) path += (path.empty() ? "" : " -> ") + quoted(c.info());
+  return result("chain_verifies_to_root", true, std::move(path));
+}
+
+CheckOutcome chainStartsWithCaCertCheck(const Evaluation& e, const MaterialNames& n) {
+  if (!e.ca || !e.chain_parsed) return std::nullopt;
+  const bool starts = e.chain.front().cert.sameAs(e.ca->cert);
+  return result("chain_starts_with_ca_cert", starts,
+                starts ? n.chain + " starts with " + n.cert
+                       : n.chain + " starts with " + quoted(e.chain.front().cert.info()) + " instead of " + n.cert +
+                             " (" + quoted(e.ca->cert.info()) +
+                             "); istiod treats the first chain certificate as its CA certificate for TTL and expiry");
+}
+
+void verifyPath(Evaluation& e, const ValidationOptions& o) {
+  if (!e.ca || e.roots.empty()) return;
+  std::vector<Certificate> intermediates;
+  for (const Member& x : e.extras) intermediates.push_back(x.cert);
+  for (const Member& x : e.chain) intermediates.push_back(x.cert);
+  std::vector<Certificate> anchors;
+  for (const Member& r : e.roots) anchors.push_back(r.cert);
+  e.verified = verifyChain(e.ca->cert, intermediates, anchors, o.now);
+}
+
 void runChecks(const CaMaterial& m, const ValidationOptions& o, Evaluation& e) {
   const MaterialNames& n = m.names;
-
-  if (e.ca && !e.roots.empty()) {
-    std::vector<Certificate> intermediates;
-    for (const Member& x : e.extras) intermediates.push_back(x.cert);
-    for (const Member& x : e.chain) intermediates.push_back(x.cert);
-    std::vector<Certificate> anchors;
-    for (const Member& r : e.roots) anchors.push_back(r.cert);
-    e.verified = verifyChain(e.ca->cert, intermediates, anchors, o.now);
-  }
-
-  if (e.ca) {
-    const CertInfo& ca = e.ca->info;
-    const bool supported = keyTypeSupported(ca.key_description);
-    e.add("key_type_supported", supported,
-          supported ? ca.key_description
-                    : describeMember(*e.ca) + " has a " + ca.key_description +
-                          " key, which istiod cannot use; reissue it with an ECDSA P-256/P-384 or RSA >= 2048 key");
-
-    if (e.key) {
-      const bool match = keyMatchesCertificate(*e.key, e.ca->cert);
-      e.add("key_matches_cert", match,
-            match ? n.key + " matches " + n.cert
-                  : n.key + " does not match " + n.cert + " (wrong key or wrong version of the secret)");
-    }
-
-    e.add("ca_basic_constraints", ca.is_ca,
-          ca.is_ca ? "CA:TRUE" + (ca.path_len >= 0 ? ", pathlen " + std::to_string(ca.path_len) : std::string())
-                   : describeMember(*e.ca) +
-                         " is not a CA certificate (basicConstraints CA:TRUE missing); istiod refuses to sign "
-                         "with it — use an intermediate CA certificate");
-
-    std::string ku_detail = "keyCertSign";
-    if (!ca.has_key_usage) {
-      ku_detail = describeMember(*e.ca) + " has no keyUsage extension; reissue it with keyUsage keyCertSign (and cRLSign)";
-    } else if (!ca.key_cert_sign) {
-      ku_detail = describeMember(*e.ca) + " has keyUsage without keyCertSign; reissue it with keyCertSign (and cRLSign)";
-    }
-    e.add("key_cert_sign", ca.key_cert_sign, std::move(ku_detail));
-
-    // validity_window: everything published in cert-chain plus the anchoring root(s).
-    std::vector<const Member*> timed = {&*e.ca};
-    for (const Member& x : e.extras) timed.push_back(&x);
-    for (const Member& x : e.chain) timed.push_back(&x);
-    if (e.pathVerified()) {
-      for (const Member& r : e.roots) {
-        if (r.cert.sameAs(e.path().back())) timed.push_back(&r);
-      }
-    } else {
-      for (const Member& r : e.roots) timed.push_back(&r);
-    }
-    std::string window_failure;
-    for (const Member* x : timed) {
-      if (o.now < x->info.not_before) {
-        window_failure = describeMember(*x) + " is not valid before " + formatTime(x->info.not_before) + " (now " +
-                         formatTime(o.now) + "); check the clock of this node and of the issuer";
-        break;
-      }
-      if (o.now > x->info.not_after) {
-        window_failure = describeMember(*x) + " expired at " + formatTime(x->info.not_after) + " (now " +
-                         formatTime(o.now) + "); renew it in Vault";
-        break;
-      }
-    }
-    e.add("validity_window", window_failure.empty(),
-          window_failure.empty()
-              ? n.cert + " valid from " + formatTime(ca.not_before) + " until " + formatTime(ca.not_after)
-              : window_failure);
-
-    // The signing capability ends when the first certificate on the path expires.
-    std::string limiting_role = e.ca->role;
-    CertInfo limiting = ca;
-    if (e.pathVerified()) {
-      for (const Certificate& c : e.path()) {
-        CertInfo info = c.info();
-        if (info.not_after < limiting.not_after) {
-          limiting_role = e.roleOf(c);
-          limiting = std::move(info);
-        }
-      }
-    }
-    const Duration remaining = std::chrono::duration_cast<Duration>(limiting.not_after - o.now);
-    const bool enough = remaining >= o.min_remaining;
-    std::string life_detail = limiting_role + " (" + quoted(limiting) + ") expires at " +
-                              formatTime(limiting.not_after);
-    if (enough) {
-      life_detail += ", in " + describeDuration(remaining);
-    } else {
-      life_detail += remaining.count() < 0 ? ", " + describeDuration(-remaining) + " ago"
-                                           : ", in " + describeDuration(remaining);
-      life_detail += ", less than the required remaining lifetime of " + describeDuration(o.min_remaining) +
-                     " (--min-remaining); renew the CA material (or lower --min-remaining)";
-    }
-    e.add("min_remaining_lifetime", enough, std::move(life_detail));
-  }
-
-  const std::vector<const Member*> everyone = e.allMembers();
-  if (!everyone.empty()) {
-    std::string eku_failure;
-    for (const Member* x : everyone) {
-      if (!ekuAllowsServerAuth(x->info)) {
-        eku_failure = describeMember(*x) + " has extended key usage [" + joinList(x->info.ext_key_usages) +
-                      "] without serverAuth or anyExtendedKeyUsage; istiod verifies the chain for serverAuth "
-                      "and rejects it — reissue the certificate without an EKU extension";
-        break;
-      }
-    }
-    e.add("eku_allows_server_auth", eku_failure.empty(),
-          eku_failure.empty() ? "no certificate restricts extended key usage against serverAuth" : eku_failure);
-  }
-
-  if (e.ca) {
-    std::string sig_failure;
-    for (const Member* x : everyone) {
-      // Go does not check the signature of a self-signed root; everything below it must be
-      // signed with a digest it accepts.
-      if (!x->info.self_signed && weakDigest(x->info.signature_digest)) {
-        sig_failure = describeMember(*x) + " is signed with " + x->info.signature_algorithm +
-                      "; istiod (Go) rejects SHA-1/MD5 signatures — reissue it with SHA-256";
-        break;
-      }
-    }
-    e.add("signature_algorithm_accepted", sig_failure.empty(),
-          sig_failure.empty() ? e.ca->info.signature_algorithm : sig_failure);
-  }
-
-  if (!e.roots.empty()) {
-    std::string root_failure;
-    for (const Member& r : e.roots) {
-      if (!r.info.self_signed) {
-        root_failure = describeMember(r) + " is not self-signed (issuer " + "\"" + r.info.issuer + "\"); ";
-        root_failure += e.root_derived ? "no root was given, so provide the root (e.g. --kv-root) or end the chain "
-                                         "with it"
-                                       : n.root + " must hold only self-signed root CA certificates";
-        break;
-      }
-      if (!r.info.is_ca) {
-        root_failure = describeMember(r) + " is not a CA certificate (basicConstraints CA:TRUE missing)";
-        break;
-      }
-    }
-    e.add("roots_self_signed_ca", root_failure.empty(),
-          root_failure.empty() ? std::to_string(e.roots.size()) + " self-signed root CA(s)" : root_failure);
-  }
-
-  if (e.verified) {
-    if (e.pathVerified()) {
-      std::string path;
-      for (const Certificate& c : e.path()) path += (path.empty() ? "" : " -> ") + quoted(c.info());
-      e.add("chain_verifies_to_root", true, path);
-    } else {
-      e.add("chain_verifies_to_root", false,
-            n.cert + " does not verify through " + n.chain + " to " + n.root + ": " + e.verified->error().message);
-    }
-  }
-
-  if (e.ca && e.chain_parsed) {
-    const bool starts = e.chain.front().cert.sameAs(e.ca->cert);
-    e.add("chain_starts_with_ca_cert", starts,
-          starts ? n.chain + " starts with " + n.cert
-                 : n.chain + " starts with " + quoted(e.chain.front().info) + " instead of " + n.cert + " (" +
-                       quoted(e.ca->info) +
-                       "); istiod treats the first chain certificate as its CA certificate for TTL and expiry");
+  verifyPath(e, o);
+  const CheckOutcome outcomes[] = {
+      keyTypeSupportedCheck(e),           keyMatchesCertCheck(e, n),       caBasicConstraintsCheck(e),
+      keyCertSignCheck(e),                validityWindowCheck(e, o, n),    minRemainingLifetimeCheck(e, o),
+      ekuAllowsServerAuthCheck(e),        signatureAlgorithmAcceptedCheck(e), rootsSelfSignedCaCheck(e, n),
+      chainVerifiesToRootCheck(e, n),     chainStartsWithCaCertCheck(e, n),
+  };
+  for (const CheckOutcome& outcome : outcomes) {
+    if (outcome) e.report.checks.push_back(*outcome);
   }
 }
 
@@ -343,13 +380,13 @@ Evaluation evaluate(const CaMaterial& m, const ValidationOptions& o) {
   Evaluation e;
   parseInputs(m, e);
   runChecks(m, o, e);
-  if (e.ca) e.report.ca_cert = e.ca->info;
+  if (e.ca) e.report.ca_cert = e.ca->cert.info();
   if (e.chain_parsed) {
-    for (const Member& x : e.chain) e.report.chain.push_back(x.info);
+    for (const Member& x : e.chain) e.report.chain.push_back(x.cert.info());
   } else if (!e.chain_given && e.pathVerified()) {
     for (const Certificate& c : e.path()) e.report.chain.push_back(c.info());
   }
-  for (const Member& r : e.roots) e.report.roots.push_back(r.info);
+  for (const Member& r : e.roots) e.report.roots.push_back(r.cert.info());
   return e;
 }
 
@@ -378,31 +415,38 @@ Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const Validatio
   if (!e.ca || !e.key || !e.pathVerified()) {
     return Error{ErrorCode::kInternal, "CA bundle validation ended without a verified path"};
   }
-  ValidatedBundle out;
-  out.ca_cert_pem = e.ca->cert.pem();
-  out.ca_key_pem = m.key_pem;
-  out.cert_chain_pem = toPem(e.path());
-  for (const Member& r : e.roots) {
-    out.root_cert_pem += r.cert.pem();
-    out.roots.push_back(r.info);
-  }
-  out.ca_cert = e.ca->info;
+  ValidatedBundle out{e.path(), {}, *e.key, m.key_pem, {}};
+  for (const Member& r : e.roots) out.roots.push_back(r.cert);
   return out;
 }
 
-std::string describeDuration(Duration d) {
-  std::string sign;
-  long long secs = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  if (secs < 0) {
-    sign = "-";
-    secs = -secs;
+Result<ValidatedBundle> withRootFile(ValidatedBundle bundle, std::string root_file, SystemTime now) {
+  ASSIGN_OR_RETURN(std::vector<Certificate> given, parseCertificates(root_file, "root-cert"));
+  std::vector<Certificate> roots;
+  for (Certificate& c : given) {
+    const Member member{"root-cert certificate " + std::to_string(roots.size() + 1), c};
+    if (std::string problem = rootProblem(member); !problem.empty()) {
+      return Error{ErrorCode::kValidation, "check roots_self_signed_ca failed: " + problem +
+                                               "root-cert must hold only self-signed root CA certificates"};
+    }
+    const bool seen = std::any_of(roots.begin(), roots.end(), [&](const Certificate& r) { return r.sameAs(c); });
+    if (!seen) roots.push_back(std::move(c));
   }
-  const long long h = secs / 3600;
-  const long long m = (secs % 3600) / 60;
-  const long long s = secs % 60;
-  if (h > 0) return sign + std::to_string(h) + "h" + std::to_string(m) + "m" + std::to_string(s) + "s";
-  if (m > 0) return sign + std::to_string(m) + "m" + std::to_string(s) + "s";
-  return sign + std::to_string(s) + "s";
+  const bool anchored =
+      std::any_of(roots.begin(), roots.end(), [&](const Certificate& r) { return r.sameAs(bundle.anchor()); });
+  if (!anchored) {
+    return Error{ErrorCode::kValidation, "check chain_verifies_to_root failed: root-cert does not contain " +
+                                             quoted(bundle.anchor().info()) + ", the root ca-cert chains to"};
+  }
+  for (const Certificate& c : bundle.path) {
+    if (now < c.info().not_before || now > c.info().not_after) {
+      return Error{ErrorCode::kValidation, "check validity_window failed: " + quoted(c.info()) +
+                                               " is not valid at " + formatTime(now)};
+    }
+  }
+  bundle.roots = std::move(roots);
+  bundle.root_file = std::move(root_file);
+  return bundle;
 }
 
 }  // namespace cacerts

@@ -53,16 +53,27 @@ struct CaMaterial {
   MaterialNames names;
 };
 
+// The publishable set, as typed objects: PEM text is produced only when writing it
+// (agent/layout.h). Copies share the certificates and the key.
 struct ValidatedBundle {
-  std::string ca_cert_pem;     // exactly the signing cert, canonical PEM
-  Secret ca_key_pem;           // the key as given (istiod accepts PKCS#1/SEC1/PKCS#8)
-  std::string cert_chain_pem;  // ca-cert, then intermediates leaf-to-root, then the root
-  // Canonical: each root re-encoded from DER, input order, duplicates dropped, one
-  // trailing "\n". Identical input always yields identical bytes (istiod < 1.30 compares
-  // root bundles byte for byte).
-  std::string root_cert_pem;
-  CertInfo ca_cert;
-  std::vector<CertInfo> roots;
+  // The verified path: ca-cert first, then the intermediates leaf-to-root, then the root
+  // that anchors it. Published as cert-chain; never empty.
+  std::vector<Certificate> path;
+  // The root bundle: deduplicated, in input order; contains path.back().
+  std::vector<Certificate> roots;
+  PrivateKey key;  // proven to be the private half of ca-cert (key_matches_cert)
+  // The key as given: istiod accepts PKCS#1, SEC1 and PKCS#8, and rewriting a key would
+  // change the published bytes for nothing.
+  Secret key_pem;
+  // Exact bytes for the root file, when they must be kept (istiod < 1.30 compares root
+  // files byte for byte: see withRootFile). Empty: the canonical PEM of `roots`.
+  std::string root_file;
+
+  const Certificate& caCert() const { return path.front(); }
+  const CertInfo& info() const { return path.front().info(); }  // ca-cert's facts
+  const Certificate& anchor() const { return path.back(); }
+  // The root file's text: root_file, or the canonical PEM of roots.
+  std::string rootPem() const { return root_file.empty() ? toPem(roots) : root_file; }
 };
 
 struct ValidationOptions {
@@ -104,10 +115,14 @@ BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o);
 // verified path ca-cert..root: a chain that does not start with ca-cert gets it prepended,
 // intermediates come in leaf-to-root order, the anchoring root comes last, and chain
 // certificates not on the path are left out. (So chain_starts_with_ca_cert never fails
-// here: the assembled chain always starts with ca-cert.)
+// here: the assembled chain always starts with ca-cert.) Every input is parsed once; the
+// result holds the parsed objects.
 Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const ValidationOptions& o);
 
-// Go-style duration for messages: "23h59m59s", "45m0s", "-2h0m0s".
-std::string describeDuration(Duration d);
+// `bundle` with another root file, kept byte for byte (the root rotation decides root
+// bytes: see agent/root_policy.h). The path and key were validated already; this checks
+// what the new roots change: every root parses, is a self-signed CA, one of them anchors
+// the path, and the path is still valid at `now`. kValidation naming the failure.
+Result<ValidatedBundle> withRootFile(ValidatedBundle bundle, std::string root_file, SystemTime now);
 
 }  // namespace cacerts

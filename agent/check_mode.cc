@@ -24,18 +24,13 @@ nlohmann::json certJson(const CertInfo& c, SystemTime now) {
           {"key", c.key_description}};
 }
 
-std::string humanRemaining(long long seconds) {
-  if (seconds < 0) return "expired";
-  const long long days = seconds / 86400, hours = (seconds % 86400) / 3600, minutes = (seconds % 3600) / 60;
-  return std::to_string(days) + "d" + std::to_string(hours) + "h" + std::to_string(minutes) + "m";
-}
 
 void printCert(const char* label, const CertInfo& c, SystemTime now) {
   const auto remaining = std::chrono::duration_cast<std::chrono::seconds>(c.not_after - now).count();
   std::printf("%s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n  not before: %s\n  not after:  %s (%s left)\n"
               "  key:        %s\n  sha256:     %s\n",
               label, c.subject.c_str(), c.issuer.c_str(), c.serial_hex.c_str(), formatTime(c.not_before).c_str(),
-              formatTime(c.not_after).c_str(), humanRemaining(remaining).c_str(), c.key_description.c_str(),
+              formatTime(c.not_after).c_str(), (remaining < 0 ? std::string("expired") : describeDuration(std::chrono::seconds(remaining))).c_str(), c.key_description.c_str(),
               c.sha256_fingerprint.c_str());
 }
 
@@ -43,7 +38,7 @@ void printCert(const char* label, const CertInfo& c, SystemTime now) {
 
 int runCheck(const Config& config, Clock& clock) {
   const SystemTime now = clock.now();
-  std::string layout;
+  Layout layout = Layout::kIstio;
   Result<CaMaterial> material = readDirectory(config.dir, layout);
   if (!material) {
     const int code = material.error().code == ErrorCode::kOutput ? 6 : 5;
@@ -59,7 +54,7 @@ int runCheck(const Config& config, Clock& clock) {
   options.min_remaining = config.min_remaining;
   const BundleReport report = inspectBundle(*material, options);
   if (config.json) {
-    nlohmann::json j = {{"dir", config.dir}, {"layout", layout}, {"accepted", report.ok()}};
+    nlohmann::json j = {{"dir", config.dir}, {"layout", toString(layout)}, {"accepted", report.ok()}};
     if (report.ca_cert) j["ca_cert"] = certJson(*report.ca_cert, now);
     j["chain"] = nlohmann::json::array();
     for (const auto& c : report.chain) j["chain"].push_back(certJson(c, now));
@@ -69,7 +64,7 @@ int runCheck(const Config& config, Clock& clock) {
     for (const auto& c : report.checks) j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("%s (%s layout): %s\n", config.dir.c_str(), layout.c_str(),
+    std::printf("%s (%s layout): %s\n", config.dir.c_str(), std::string(toString(layout)).c_str(),
                 report.ok() ? "istiod would accept it" : "NOT ACCEPTABLE");
     if (report.ca_cert) printCert("signing certificate", *report.ca_cert, now);
     for (std::size_t i = 0; i < report.roots.size(); ++i) {

@@ -267,7 +267,6 @@ Status checkDuration(std::string_view flag, Duration value, bool zero_allowed) {
 
 std::string_view toString(Command command) { return nameOf(kCommands, command); }
 std::string_view toString(Source source) { return nameOf(kSources, source); }
-std::string_view toString(Layout layout) { return nameOf(kLayouts, layout); }
 std::string_view toString(KeyType key_type) { return nameOf(kKeyTypes, key_type); }
 
 ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {

@@ -34,7 +34,6 @@ enum class Source { kKv, kPki };
 // The spelling on the command line, for messages and logs.
 std::string_view toString(Command command);
 std::string_view toString(Source source);
-std::string_view toString(Layout layout);
 std::string_view toString(KeyType key_type);
 
 struct PkiSettings {

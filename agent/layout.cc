@@ -1,9 +1,9 @@
 #include "agent/layout.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
-#include <fstream>
-#include <iterator>
+#include <optional>
 
 #include "common/x509.h"
 
@@ -14,38 +14,40 @@ LayoutNames layoutNames(Layout layout) {
   return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"};
 }
 
+std::string_view toString(Layout layout) { return layout == Layout::kTls ? "tls" : "istio"; }
+
 std::vector<std::string> allLayoutNames() {
   return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", "tls.crt", "tls.key", "ca.crt"};
 }
 
-std::vector<OutputFile> filesFor(const ValidatedBundle& b, Layout layout, unsigned key_mode,
-                                 std::string& tls_crt_storage) {
+std::vector<OutputFile> filesFor(const ValidatedBundle& b, Layout layout, unsigned key_mode, BundleText& text) {
   const LayoutNames n = layoutNames(layout);
   const auto kmode = static_cast<mode_t>(key_mode);
+  text.root = b.rootPem();
   if (layout == Layout::kTls) {
     // tls.crt carries the signing cert and any intermediates; istiod appends ca.crt itself.
-    tls_crt_storage.clear();
-    Result<std::vector<Certificate>> chain = parseCertificates(b.cert_chain_pem, "cert-chain");
-    if (chain) {
-      for (const auto& c : *chain) {
-        if (!c.info().self_signed) tls_crt_storage += c.pem();
-      }
+    text.cert.clear();
+    for (const Certificate& c : b.path) {
+      if (!c.info().self_signed) text.cert += c.pem();
     }
-    if (tls_crt_storage.empty()) tls_crt_storage = b.ca_cert_pem;
-    return {{n.cert, tls_crt_storage, 0644}, {n.key, b.ca_key_pem.view(), kmode}, {n.root, b.root_cert_pem, 0644}};
+    if (text.cert.empty()) text.cert = b.caCert().pem();
+    text.chain.clear();
+    return {{n.cert, text.cert, 0644}, {n.key, b.key_pem.view(), kmode}, {n.root, text.root, 0644}};
   }
-  return {{n.cert, b.ca_cert_pem, 0644},
-          {n.key, b.ca_key_pem.view(), kmode},
-          {n.chain, b.cert_chain_pem, 0644},
-          {n.root, b.root_cert_pem, 0644}};
+  text.cert = b.caCert().pem();
+  text.chain = toPem(b.path);
+  return {{n.cert, text.cert, 0644},
+          {n.key, b.key_pem.view(), kmode},
+          {n.chain, text.chain, 0644},
+          {n.root, text.root, 0644}};
 }
 
 namespace {
 
-Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, const std::string& dir, std::string& layout) {
+Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, const std::string& dir, Layout& layout) {
   const bool tls = files.count("tls.crt") != 0;
-  layout = tls ? "tls" : "istio";
-  const LayoutNames n = layoutNames(tls ? Layout::kTls : Layout::kIstio);
+  layout = tls ? Layout::kTls : Layout::kIstio;
+  const LayoutNames n = layoutNames(layout);
   bool any = false;
   std::string missing;
   for (const auto& name : {n.cert, n.key, n.chain, n.root}) {
@@ -55,7 +57,7 @@ Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, cons
   }
   if (!any) return Error{ErrorCode::kNotFound, "no CA files in " + dir};
   if (!missing.empty()) {
-    return Error{ErrorCode::kValidation, "incomplete " + layout + " layout in " + dir + ": missing " + missing +
+    return Error{ErrorCode::kValidation, "incomplete " + std::string(toString(layout)) + " layout in " + dir + ": missing " + missing +
                                              " (istiod 1.26.1+ refuses to start with an incomplete bundle)"};
   }
   CaMaterial m;
@@ -69,22 +71,23 @@ Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, cons
 
 }  // namespace
 
-Result<CaMaterial> readPublished(const AtomicDirWriter& writer, std::string& layout) {
+Result<CaMaterial> readPublished(const AtomicDirWriter& writer, Layout& layout) {
   ASSIGN_OR_RETURN(auto files, writer.readCurrent(allLayoutNames()));
   return materialFrom(files, writer.dir(), layout);
 }
 
-Result<CaMaterial> readDirectory(const std::string& dir, std::string& layout) {
+Result<CaMaterial> readDirectory(const std::string& dir, Layout& layout) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error{ErrorCode::kOutput, dir + " is not a readable directory"};
   }
+  // Any directory may be checked: a FIFO, a link to /dev/zero or a huge file at one of
+  // the names must end the check with a message, not hang it or exhaust memory.
   std::map<std::string, Secret> files;
   for (const auto& name : allLayoutNames()) {
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    if (!in) continue;
-    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    files[name] = Secret::takeFrom(raw);
+    const std::string path = dir + "/" + name;
+    ASSIGN_OR_RETURN(std::optional<Secret> content, readBoundedFile(AT_FDCWD, path, path));
+    if (content) files[name] = std::move(*content);
   }
   return materialFrom(files, dir, layout);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/ca_bundle.h"
@@ -21,19 +22,29 @@ struct LayoutNames {
 };
 
 LayoutNames layoutNames(Layout layout);
+// The spelling of --layout: "istio" or "tls".
+std::string_view toString(Layout layout);
+
 // All top-level names of both layouts (used to detect which one a directory holds).
 std::vector<std::string> allLayoutNames();
 
-// Files to publish for a validated bundle. Views into `bundle`: keep it alive while
-// publishing. The key file gets key_mode, every other file 0644.
-std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, Layout layout, unsigned key_mode,
-                                 std::string& tls_crt_storage);
+// The PEM text of a bundle's certificate files, serialised once at writing time.
+struct BundleText {
+  std::string cert;   // ca-cert alone (istio layout); ca-cert and intermediates (tls.crt)
+  std::string chain;  // the verified path ca-cert..root (istio layout only)
+  std::string root;   // bundle.root_file, or the canonical PEM of bundle.roots
+};
+
+// Files to publish for a validated bundle, serialised from its typed objects into `text`.
+// The files view into `text` and into `bundle` (the key): keep both alive and in place
+// while publishing. The key file gets key_mode, every other file 0644.
+std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, Layout layout, unsigned key_mode, BundleText& text);
 
 // Reads whichever layout a published directory holds back into CaMaterial (for check and
-// for the sidecar adopting an existing generation). Sets layout to "istio" or "tls".
+// for the sidecar adopting an existing generation). Sets the layout found.
 // Errors: kNotFound when nothing is published; kValidation when files are missing.
-Result<CaMaterial> readPublished(const AtomicDirWriter& writer, std::string& layout);
+Result<CaMaterial> readPublished(const AtomicDirWriter& writer, Layout& layout);
 // Same, for a plain directory that may not have been written by the agent (check mode).
-Result<CaMaterial> readDirectory(const std::string& dir, std::string& layout);
+Result<CaMaterial> readDirectory(const std::string& dir, Layout& layout);
 
 }  // namespace cacerts

@@ -30,12 +30,12 @@ Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirW
   options.now = now;
   options.min_remaining = config.min_remaining;
   ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(material, options));
-  std::string tls_crt;
-  const std::vector<OutputFile> files = filesFor(bundle, config.layout, config.key_mode, tls_crt);
+  BundleText text;
+  const std::vector<OutputFile> files = filesFor(bundle, config.layout, config.key_mode, text);
   PublishOutcome out;
   ASSIGN_OR_RETURN(out.result, writer.publish(files));
-  out.ca_cert = bundle.ca_cert;
-  out.roots = bundle.roots;
+  out.ca_cert = bundle.info();
+  for (const Certificate& r : bundle.roots) out.roots.push_back(r.info());
   return out;
 }
 

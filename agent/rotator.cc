@@ -16,18 +16,6 @@ double epochSeconds(SystemTime t) {
   return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
-// The root a validated bundle's path ends in (assembleAndValidate puts it last).
-std::optional<Certificate> anchorOf(const ValidatedBundle& bundle) {
-  Result<std::vector<Certificate>> chain = parseCertificates(bundle.cert_chain_pem, "cert-chain");
-  if (!chain || chain->empty()) return std::nullopt;
-  return chain->back();
-}
-
-std::vector<Certificate> certificatesOf(const std::string& pem) {
-  Result<std::vector<Certificate>> certs = parseCertificates(pem, "root bundle");
-  return certs ? std::move(certs).value() : std::vector<Certificate>{};
-}
-
 }  // namespace
 
 Rotator::Rotator(CaSource& source, AtomicDirWriter& writer, ReloadConfirmer& confirmer, Metrics& metrics,
@@ -102,7 +90,7 @@ Readiness Rotator::readiness() const {
 }
 
 void Rotator::adopt() {
-  std::string layout;
+  Layout layout = Layout::kIstio;
   Result<CaMaterial> published = readPublished(writer_, layout);
   if (!published) {
     if (published.error().code == ErrorCode::kNotFound) {
@@ -119,7 +107,10 @@ void Rotator::adopt() {
   Result<ValidatedBundle> bundle = assembleAndValidate(*published, options);
   if (!bundle) {
     spdlog::warn("event=published_invalid dir={} action=replace error=\"{}\"", writer_.dir(), bundle.error().message);
+    // Unusable material is still what istiod holds: its root bytes are worth keeping.
     stale_roots_pem_ = published->root_pem;
+    Result<std::vector<Certificate>> stale = parseCertificates(stale_roots_pem_, "root bundle");
+    if (stale) stale_roots_ = std::move(stale).value();
     return;
   }
   RootState state;
@@ -133,18 +124,13 @@ void Rotator::adopt() {
                    decoded.error().message);
     }
   }
-  Current c;
-  c.material = std::move(published).value();
-  c.ca_cert = bundle->ca_cert;
-  c.roots = certificatesOf(c.material.root_pem);
-  c.anchor = anchorOf(*bundle);
-  c.state = state;
-  setCurrent(std::move(c), /*redraw_renewal=*/true);
+  bundle->root_file = published->root_pem;  // byte for byte, as istiod holds it
+  setCurrent(Current{std::move(bundle).value(), state, {}}, /*redraw_renewal=*/true);
   metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
   const auto generation = writer_.currentGeneration();
   spdlog::info("event=adopted dir={} generation={} layout={} serial={} not_after={} renew_at={} root_phase={}",
-               writer_.dir(), generation ? *generation : std::string("?"), layout, current_->ca_cert.serial_hex,
-               formatTime(current_->ca_cert.not_after), formatTime(current_->renew_at),
+               writer_.dir(), generation ? *generation : std::string("?"), toString(layout), current_->bundle.info().serial_hex,
+               formatTime(current_->bundle.info().not_after), formatTime(current_->renew_at),
                static_cast<int>(current_->state.phase));
 }
 
@@ -197,7 +183,6 @@ void Rotator::renew(Trigger trigger) {
   if (a.renewed) {
     failures_ = 0;
     retry_at_.reset();
-    last_error_.reset();
     const SystemTime now = clock_.now();
     metrics_.incCounter(kMetricRotations, {{"result", "success"}});
     metrics_.setGauge(kMetricLastSuccess, epochSeconds(now));
@@ -207,21 +192,21 @@ void Rotator::renew(Trigger trigger) {
       retry_at_ = now + std::max(settings_.retry.initial, kMinBackoffDelay);
       spdlog::warn("event=renewal_due_at_once serial={} not_after={} retry_at={} message=\"the new certificate is "
                    "already due for renewal; its lifetime is too short for --renew-before/--renew-fraction\"",
-                   current_->ca_cert.serial_hex, formatTime(current_->ca_cert.not_after), formatTime(*retry_at_));
+                   current_->bundle.info().serial_hex, formatTime(current_->bundle.info().not_after), formatTime(*retry_at_));
     }
     updateMetrics();
     return;
   }
   if (a.deferred_until) {
     const SystemTime now = clock_.now();
-    retry_at_ = std::min(*a.deferred_until, current_->ca_cert.not_after);
+    retry_at_ = std::min(*a.deferred_until, current_->bundle.info().not_after);
     if (a.published) metrics_.setGauge(kMetricLastSuccess, epochSeconds(now));
     metrics_.incCounter(kMetricRotations, {{"result", "deferred"}});
     spdlog::info("event=renew_deferred trigger={} until={} reason=\"{}\"", triggerName(trigger),
                  formatTime(*retry_at_), a.note);
-    if (now >= current_->ca_cert.not_after) {
+    if (now >= current_->bundle.info().not_after) {
       fatal_ = Error{ErrorCode::kValidation, "the published ca-cert expired at " +
-                                                 formatTime(current_->ca_cert.not_after) +
+                                                 formatTime(current_->bundle.info().not_after) +
                                                  " while the next intermediate waited for root propagation; "
                                                  "--renew-before must exceed --root-propagation"};
     }
@@ -240,12 +225,12 @@ void Rotator::renew(Trigger trigger) {
   // rotated by its owner).
   if (trigger == Trigger::kForced && !due) {
     spdlog::info("event=renew_unchanged trigger=forced source=\"{}\" serial={}", source_.describe(),
-                 current_->ca_cert.serial_hex);
+                 current_->bundle.info().serial_hex);
     return;
   }
   fail(Error{ErrorCode::kValidation, source_.describe() + " still holds the published certificate (serial " +
-                                         current_->ca_cert.serial_hex + ", not_after " +
-                                         formatTime(current_->ca_cert.not_after) +
+                                         current_->bundle.info().serial_hex + ", not_after " +
+                                         formatTime(current_->bundle.info().not_after) +
                                          "), which is due for renewal; store a renewed one there"},
        "failure");
 }
@@ -260,16 +245,15 @@ void Rotator::poll() {
     return;
   }
   if (stamp->has_value()) {
-    if (have_stamp_ && last_stamp_ == *stamp) return;
-    spdlog::info("event=source_changed source=\"{}\" first_check={}", source_.describe(), !have_stamp_);
-    have_stamp_ = true;
+    if (last_stamp_ == *stamp) return;
+    spdlog::info("event=source_changed source=\"{}\" first_check={}", source_.describe(), !last_stamp_.has_value());
     last_stamp_ = *stamp;
   } else if (!settings_.poll_always) {
     return;  // no cheap check, and load() would issue a certificate
   }
   Result<CaMaterial> loaded = source_.load();
   if (!loaded) {
-    have_stamp_ = false;  // look again at the next poll
+    last_stamp_.reset();  // look again at the next poll
     spdlog::warn("event=poll_failed source=\"{}\" code={} error=\"{}\"", source_.describe(),
                  toString(loaded.error().code), loaded.error().message);
     return;
@@ -285,11 +269,10 @@ void Rotator::poll() {
   if (applied->renewed) {
     failures_ = 0;
     retry_at_.reset();
-    last_error_.reset();
     metrics_.incCounter(kMetricRotations, {{"result", "success"}});
     metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
   } else if (applied->deferred_until && !retry_at_) {
-    retry_at_ = std::min(*applied->deferred_until, current_->ca_cert.not_after);
+    retry_at_ = std::min(*applied->deferred_until, current_->bundle.info().not_after);
   }
   updateMetrics();
 }
@@ -314,23 +297,24 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
   RootInputs in;
   in.now = now;
   if (current_) {
-    in.published_pem = current_->material.root_pem;
-    in.published = current_->roots;
-    in.current_anchor = current_->anchor;
+    in.published_pem = current_->bundle.rootPem();
+    in.published = current_->bundle.roots;
+    in.current_anchor = current_->bundle.anchor();
     in.state = current_->state;
   } else if (!stale_roots_pem_.empty()) {
-    // Unusable material is still what istiod holds: its root bytes are worth keeping.
     in.published_pem = stale_roots_pem_;
-    in.published = certificatesOf(stale_roots_pem_);
+    in.published = stale_roots_;
   }
+  // The candidate must be valid as Vault gave it before any root policy applies; it is
+  // validated once here, and only its root file changes below.
+  std::optional<ValidatedBundle> validated;
   if (candidate) {
-    // The candidate must be valid as Vault gave it before any root policy applies.
     ValidationOptions options;
     options.now = now;
     options.min_remaining = settings_.min_remaining;
-    ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(*candidate, options));
-    in.candidate_anchor = anchorOf(bundle);
-    vault = certificatesOf(bundle.root_cert_pem);
+    ASSIGN_OR_RETURN(validated, assembleAndValidate(*candidate, options));
+    in.candidate_anchor = validated->anchor();
+    vault = validated->roots;
   }
   if (vault) last_vault_roots_ = vault;
   in.vault = vault;
@@ -350,16 +334,14 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
     case RootAction::kKeepCurrent:
       break;
     case RootAction::kPublishCandidate: {
-      CaMaterial material = std::move(candidate).value();
-      material.root_pem = d.roots_pem;
-      ASSIGN_OR_RETURN(out, publish(std::move(material), d.state, settings_.min_remaining));
+      ASSIGN_OR_RETURN(ValidatedBundle bundle, withRootFile(std::move(validated).value(), d.roots_pem, now));
+      ASSIGN_OR_RETURN(out, publish(bundle, d.state));
       break;
     }
     case RootAction::kPublishCurrent: {
-      CaMaterial material = current_->material;
-      material.root_pem = d.roots_pem;
       // Already published and still valid: only the roots change.
-      ASSIGN_OR_RETURN(out, publish(std::move(material), d.state, Duration::zero()));
+      ASSIGN_OR_RETURN(ValidatedBundle bundle, withRootFile(current_->bundle, d.roots_pem, now));
+      ASSIGN_OR_RETURN(out, publish(bundle, d.state));
       break;
     }
   }
@@ -369,16 +351,9 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
   return out;
 }
 
-Result<Rotator::Applied> Rotator::publish(CaMaterial material, const RootState& state, Duration min_remaining) {
-  ValidationOptions options;
-  options.now = clock_.now();
-  options.min_remaining = min_remaining;
-  ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(material, options));
-  // The decided bytes, not the validator's canonical re-encoding: istiod before 1.30
-  // compares root files byte for byte, so unchanged roots must keep their exact bytes.
-  bundle.root_cert_pem = material.root_pem;
-  std::string tls_crt;
-  std::vector<OutputFile> files = filesFor(bundle, settings_.layout, settings_.key_mode, tls_crt);
+Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, const RootState& state) {
+  BundleText text;
+  std::vector<OutputFile> files = filesFor(bundle, settings_.layout, settings_.key_mode, text);
   // Phase none has no file, so a generation written by init (or before any rotation) and
   // one written here for the same material are identical and need no new generation.
   const std::string state_text = state.phase == RootPhase::kNone ? "" : encodeRootState(state);
@@ -391,29 +366,22 @@ Result<Rotator::Applied> Rotator::publish(CaMaterial material, const RootState& 
 
   Applied out;
   out.published = true;
-  out.renewed = !current_ || current_->ca_cert.sha256_fingerprint != bundle.ca_cert.sha256_fingerprint;
+  out.renewed = !current_ || current_->bundle.info().sha256_fingerprint != bundle.info().sha256_fingerprint;
   const RootPhase phase_before = current_ ? current_->state.phase : RootPhase::kNone;
   const bool state_changed = !current_ || !(current_->state == state);
 
-  Current next;
-  next.material.cert_pem = bundle.ca_cert_pem;
-  next.material.key_pem = bundle.ca_key_pem;
-  next.material.chain_pem = bundle.cert_chain_pem;
-  next.material.root_pem = bundle.root_cert_pem;
-  next.ca_cert = bundle.ca_cert;
-  next.roots = certificatesOf(bundle.root_cert_pem);
-  next.anchor = anchorOf(bundle);
-  next.state = state;
-  setCurrent(std::move(next), /*redraw_renewal=*/out.renewed);
+  ValidatedBundle published = bundle;
+  published.root_file = std::move(text.root);
+  setCurrent(Current{std::move(published), state, {}}, /*redraw_renewal=*/out.renewed);
   if (state_changed) retire_checked_ = false;
 
   // An unchanged publish (a poll that found the same material) is routine: debug only.
   spdlog::log(result.changed ? spdlog::level::info : spdlog::level::debug,
               "event=published trigger={} dir={} generation={} changed={} serial={} not_after={} renew_at={} "
               "roots={} root_phase={}",
-              triggerName(trigger_), writer_.dir(), result.generation, result.changed, current_->ca_cert.serial_hex,
-              formatTime(current_->ca_cert.not_after), formatTime(current_->renew_at), current_->roots.size(),
-              static_cast<int>(state.phase));
+              triggerName(trigger_), writer_.dir(), result.generation, result.changed,
+              current_->bundle.info().serial_hex, formatTime(current_->bundle.info().not_after),
+              formatTime(current_->renew_at), current_->bundle.roots.size(), static_cast<int>(state.phase));
   if (state.phase != phase_before) {
     spdlog::info("event=root_phase phase={} name={} since={}", static_cast<int>(state.phase), toString(state.phase),
                  formatTime(state.since));
@@ -426,10 +394,9 @@ void Rotator::fail(const Error& error, std::string_view result) {
   // An interrupted shutdown makes the call in flight fail; that is not worth a retry.
   if (control_ != nullptr && control_->stop.load()) return;
   ++failures_;
-  last_error_ = error;
   metrics_.incCounter(kMetricRotations, {{"result", std::string(result)}});
   const SystemTime now = clock_.now();
-  const SystemTime expiry = current_->ca_cert.not_after;
+  const SystemTime expiry = current_->bundle.info().not_after;
   const Duration wait = capWait(backoffDelay(failures_ - 1, settings_.retry, random_.uniform01()), now, expiry);
   retry_at_ = now + wait;
   spdlog::warn("event=renew_failed trigger={} result={} code={} attempt={} retry_in_ms={} expires={} error=\"{}\"",
@@ -444,7 +411,7 @@ void Rotator::fail(const Error& error, std::string_view result) {
 
 void Rotator::confirmReload() {
   if (!confirmer_.enabled()) return;
-  const SystemTime expected = current_->ca_cert.not_after;
+  const SystemTime expected = current_->bundle.info().not_after;
   const ReloadConfirmation c = confirmer_.confirm(expected);
   switch (c.outcome) {
     case ReloadOutcome::kConfirmed:
@@ -470,23 +437,23 @@ void Rotator::setCurrent(Current current, bool redraw_renewal) {
   if (!redraw_renewal && current_) {
     current.renew_at = current_->renew_at;
   } else {
-    current.renew_at = renewalTime(current.ca_cert.not_before, current.ca_cert.not_after, settings_.renewal,
+    current.renew_at = renewalTime(current.bundle.info().not_before, current.bundle.info().not_after, settings_.renewal,
                                    random_.uniform01());
   }
   current_ = std::move(current);
   {
     std::lock_guard<std::mutex> lock(status_mu_);
-    ready_until_ = current_->ca_cert.not_after;
+    ready_until_ = current_->bundle.info().not_after;
   }
   updateMetrics();
 }
 
 void Rotator::updateMetrics() {
   if (!current_) return;
-  metrics_.setGauge(kMetricCaCertExpiry, epochSeconds(current_->ca_cert.not_after));
-  if (!current_->roots.empty()) {
+  metrics_.setGauge(kMetricCaCertExpiry, epochSeconds(current_->bundle.info().not_after));
+  if (!current_->bundle.roots.empty()) {
     SystemTime earliest = SystemTime::max();
-    for (const auto& r : current_->roots) earliest = std::min(earliest, r.info().not_after);
+    for (const auto& r : current_->bundle.roots) earliest = std::min(earliest, r.info().not_after);
     metrics_.setGauge(kMetricRootCertExpiry, epochSeconds(earliest));
   }
   metrics_.setGauge(kMetricNextRenewal, epochSeconds(renewalDue()));

@@ -86,10 +86,7 @@ class Rotator {
 
  private:
   struct Current {
-    CaMaterial material;  // as published; root_pem is the root file byte for byte
-    CertInfo ca_cert;
-    std::vector<Certificate> roots;
-    std::optional<Certificate> anchor;
+    ValidatedBundle bundle;  // as published; bundle.rootPem() is the root file byte for byte
     RootState state;
     SystemTime renew_at;
   };
@@ -109,7 +106,7 @@ class Rotator {
   void poll();
   void retireCheck();
   Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<std::vector<Certificate>> vault);
-  Result<Applied> publish(CaMaterial material, const RootState& state, Duration min_remaining);
+  Result<Applied> publish(const ValidatedBundle& bundle, const RootState& state);
   void fail(const Error& error, std::string_view result);
   void confirmReload();
   void setCurrent(Current current, bool redraw_renewal);
@@ -131,14 +128,14 @@ class Rotator {
   Trigger trigger_ = Trigger::kStartup;  // what the step in progress was started by (for logs)
 
   std::optional<Current> current_;
-  std::string stale_roots_pem_;  // root file of an unusable generation found at start
+  // The root file of an unusable generation found at start, and its certificates.
+  std::string stale_roots_pem_;
+  std::vector<Certificate> stale_roots_;
   int failures_ = 0;
   std::optional<SystemTime> retry_at_;
-  std::optional<Error> last_error_;
   std::optional<Error> fatal_;
   SystemTime next_poll_{};
   std::optional<std::string> last_stamp_;
-  bool have_stamp_ = false;
   std::optional<std::vector<Certificate>> last_vault_roots_;
   bool retire_checked_ = false;
 

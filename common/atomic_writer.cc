@@ -23,7 +23,6 @@ namespace {
 
 constexpr std::string_view kLinkTmp = "..link_tmp";  // temporary name for (6)
 constexpr std::string_view kDataPrefix = "..data/";
-constexpr std::size_t kMaxFileBytes = 1 << 20;  // far above any CA bundle
 
 class Fd {
  public:
@@ -103,34 +102,6 @@ Status removeGeneration(int dirfd, const std::string& dir, const std::string& ge
   return ok();
 }
 
-// Reads a regular file (following links). nullopt when it does not exist.
-Result<std::optional<Secret>> readFileAt(int dirfd, const std::string& name, const std::string& path) {
-  // O_NONBLOCK so that a FIFO planted at the name cannot hang the reader.
-  Fd fd(openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) {
-    if (errno == ENOENT) return std::optional<Secret>();
-    return osError("read", path);
-  }
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return osError("read", path);
-  if (!S_ISREG(st.st_mode)) return Error{ErrorCode::kOutput, fmt::format("{} is not a regular file", path)};
-  Secret out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return osError("read", path);
-    if (n == 0) break;
-    out.append({buf, static_cast<std::size_t>(n)});
-    if (out.size() > kMaxFileBytes) {
-      cleanseMemory(buf, sizeof buf);
-      return Error{ErrorCode::kOutput, fmt::format("{} is larger than {} bytes", path, kMaxFileBytes)};
-    }
-  }
-  cleanseMemory(buf, sizeof buf);  // may have held key bytes
-  return std::optional<Secret>(std::move(out));
-}
-
 // (2) True when generation gen holds exactly files: same names, bytes and modes.
 bool generationMatches(int dirfd, const std::string& gen, const std::vector<OutputFile>& files) {
   Fd g(openat(dirfd, gen.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -143,7 +114,7 @@ bool generationMatches(int dirfd, const std::string& gen, const std::vector<Outp
         (st.st_mode & 07777) != (f.mode & 07777)) {
       return false;
     }
-    const auto content = readFileAt(g.get(), f.name, gen);
+    const auto content = readBoundedFile(g.get(), f.name, gen);
     if (!content || !content->has_value() || (*content)->view() != f.content) return false;
   }
   return true;
@@ -195,6 +166,37 @@ Status writeGeneration(int dirfd, const std::string& dir, const std::string& gen
 }
 
 }  // namespace
+
+Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name, const std::string& path) {
+  Fd fd(openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return std::optional<Secret>();
+    return osError("read", path);
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return osError("read", path);
+  if (!S_ISREG(st.st_mode)) return Error{ErrorCode::kOutput, fmt::format("{} is not a regular file", path)};
+  const auto too_large = [&] {
+    return Error{ErrorCode::kOutput, fmt::format("{} is larger than {} bytes", path, kMaxReadBytes)};
+  };
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxReadBytes) return too_large();
+  Secret out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return osError("read", path);
+    if (n == 0) break;
+    out.append({buf, static_cast<std::size_t>(n)});
+    if (out.size() > kMaxReadBytes) {  // grew while being read
+      cleanseMemory(buf, sizeof buf);
+      return too_large();
+    }
+  }
+  cleanseMemory(buf, sizeof buf);  // may have held key bytes
+  return std::optional<Secret>(std::move(out));
+}
+
 
 Status AtomicDirWriter::cleanupLeftovers() {
   Fd dirfd(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -314,7 +316,7 @@ Result<std::map<std::string, Secret>> AtomicDirWriter::readCurrent(
     }
     std::map<std::string, Secret> out;
     const auto readInto = [&](const std::string& key, const std::string& rel) -> Status {
-      ASSIGN_OR_RETURN(auto content, readFileAt(dirfd.get(), rel, join(dir_, rel)));
+      ASSIGN_OR_RETURN(auto content, readBoundedFile(dirfd.get(), rel, join(dir_, rel)));
       if (content) out.emplace(key, std::move(*content));
       return ok();
     };

@@ -52,4 +52,19 @@ std::string formatDuration(Duration d) {
   return std::to_string(ms) + "ms";
 }
 
+std::string describeDuration(Duration d) {
+  std::string sign;
+  long long secs = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  if (secs < 0) {
+    sign = "-";
+    secs = -secs;
+  }
+  const long long h = secs / 3600;
+  const long long m = (secs % 3600) / 60;
+  const long long s = secs % 60;
+  if (h > 0) return sign + std::to_string(h) + "h" + std::to_string(m) + "m" + std::to_string(s) + "s";
+  if (m > 0) return sign + std::to_string(m) + "m" + std::to_string(s) + "s";
+  return sign + std::to_string(s) + "s";
+}
+
 }  // namespace cacerts

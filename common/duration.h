@@ -18,4 +18,8 @@ Result<Duration> parseDuration(std::string_view text);
 // below one second.
 std::string formatDuration(Duration d);
 
+// Go's time.Duration.String() at second precision, for people reading messages and
+// output: "23h59m59s", "45m0s", "7s", "0s", "-2h0m0s". Sub-second parts are dropped.
+std::string describeDuration(Duration d);
+
 }  // namespace cacerts

@@ -224,7 +224,6 @@ Status VaultClient::ensureToken() {
   }
   if (auth_ == nullptr) return Error{ErrorCode::kInvalidArgument, "no Vault token and no auth method configured"};
   ASSIGN_OR_RETURN(VaultToken t, auth_->login(*this));
-  ++login_count_;
   setToken(std::move(t));
   return ok();
 }

@@ -102,7 +102,6 @@ class VaultClient {
   // or one with time to spare: nothing happens. Returns the renewal error, if any (the
   // client stays usable either way).
   Status refreshTokenIfExpiring(Duration floor = std::chrono::seconds(30));
-  int loginCount() const { return login_count_; }
 
  private:
   Result<VaultResponse> attempt(const std::string& method, const std::string& path,
@@ -124,7 +123,6 @@ class VaultClient {
   std::optional<VaultToken> token_;
   SystemTime token_obtained_{};
   std::function<void(const std::string&, int)> observer_;
-  int login_count_ = 0;
 };
 
 // Response shapes are checked field by field, but a JSON type the code did not expect (a

@@ -20,38 +20,11 @@
 #include <ctime>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 
 namespace cacerts {
 
-void X509Free::operator()(X509* x) const { X509_free(x); }
-void EvpPkeyFree::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-
 namespace {
-
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, Free<X509_REQ, X509_REQ_free>>;
-using X509StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
-using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using BasicConstraintsPtr =
-    std::unique_ptr<BASIC_CONSTRAINTS, Free<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>>;
-using BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, Free<ASN1_BIT_STRING, ASN1_BIT_STRING_free>>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Free<GENERAL_NAMES, GENERAL_NAMES_free>>;
-using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, Free<GENERAL_NAME, GENERAL_NAME_free>>;
-using Ia5StringPtr = std::unique_ptr<ASN1_IA5STRING, Free<ASN1_IA5STRING, ASN1_IA5STRING_free>>;
-using EkuPtr = std::unique_ptr<EXTENDED_KEY_USAGE, Free<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>>;
-
-void freeExtensions(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-using ExtensionsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), Free<STACK_OF(X509_EXTENSION), freeExtensions>>;
-// The stack does not own its elements: they are borrowed from Certificate objects.
-void freeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), Free<STACK_OF(X509), freeX509Stack>>;
 
 // Drops whatever OpenSSL pushes onto its thread-local error queue while we work, so that
 // a parse failure here never surfaces later inside an unrelated TLS call (httplib reads
@@ -76,64 +49,7 @@ std::string bioToString(BIO* bio) {
   return std::string(mem->data, mem->length);
 }
 
-// ---------------------------------------------------------------------------------------
-// Memo of recent results, keyed by the SHA-256 of the input bytes
-//
-// OpenSSL 3.0 is slow at a few things this program repeats on identical input: decoding a
-// certificate (the public key goes through the provider decoder framework, about as much
-// work as a TLS handshake), verifying a root's self-signature, checking a generated key.
-// One init parses the same root from the sign response, the issuer list and again in
-// validation. These memos hold the last few results; a hit is exact (same bytes, same
-// answer), so callers cannot tell except by speed.
-
 using Sha256 = std::array<unsigned char, 32>;
-
-std::optional<Sha256> sha256Of(const void* data, std::size_t size) {
-  Sha256 d{};
-  unsigned int len = 0;
-  if (EVP_Digest(data, size, d.data(), &len, EVP_sha256(), nullptr) != 1 || len != d.size()) return std::nullopt;
-  return d;
-}
-
-template <class V, std::size_t N>
-class RecentByDigest {
- public:
-  std::optional<V> find(const Sha256& key) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (std::size_t i = 0; i < std::min(next_, N); ++i) {
-      if (entries_[i].first == key) return entries_[i].second;
-    }
-    return std::nullopt;
-  }
-  void add(const Sha256& key, V value) {
-    std::lock_guard<std::mutex> lock(mu_);
-    entries_[next_ % N] = {key, std::move(value)};
-    ++next_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::array<std::pair<Sha256, V>, N> entries_{};
-  std::size_t next_ = 0;
-};
-
-// Decoded certificates by DER, shared (X509_up_ref): Certificate objects never modify
-// their X509, so sharing one between unrelated parses is as safe as copying a Certificate.
-struct SharedX509 {
-  std::shared_ptr<X509> x;
-};
-RecentByDigest<SharedX509, 16>& decodedCertificates() {
-  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
-  static auto* memo = new RecentByDigest<SharedX509, 16>();
-  return *memo;
-}
-
-// X509_self_signed(x, 1) by certificate SHA-256 (the fingerprint).
-RecentByDigest<bool, 16>& selfSignatures() {
-  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
-  static auto* memo = new RecentByDigest<bool, 16>();
-  return *memo;
-}
 
 // ---------------------------------------------------------------------------------------
 // PEM block scanning. OpenSSL's PEM reader skips arbitrary text between blocks; we want
@@ -236,37 +152,18 @@ Result<X509Ptr> decodeCertificateBlock(const PemBlock& block, std::size_t index,
                              std::to_string(block.line) + ")";
   BioPtr bio(BIO_new_mem_buf(block.text.data(), static_cast<int>(block.text.size())));
   if (!bio) return Error{ErrorCode::kInternal, "out of memory reading " + std::string(what)};
-  char* name = nullptr;
-  char* header = nullptr;
-  unsigned char* data = nullptr;
+  char* name_raw = nullptr;
+  char* header_raw = nullptr;
+  unsigned char* data_raw = nullptr;
   long len = 0;
-  if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
-    return validationError(prefix + " is not valid base64");
-  }
-  const std::optional<Sha256> der_digest = len > 0 ? sha256Of(data, static_cast<std::size_t>(len)) : std::nullopt;
-  if (der_digest) {
-    if (auto known = decodedCertificates().find(*der_digest)) {
-      OPENSSL_free(name);
-      OPENSSL_free(header);
-      OPENSSL_free(data);
-      X509_up_ref(known->x.get());
-      return X509Ptr(known->x.get());
-    }
-  }
-  X509* raw = nullptr;
-  const unsigned char* p = data;
-  if (len > 0) raw = d2i_X509(nullptr, &p, len);
-  const bool trailing = raw != nullptr && p != data + len;
-  OPENSSL_free(name);
-  OPENSSL_free(header);
-  OPENSSL_free(data);
-  X509Ptr cert(raw);
+  const int read = PEM_read_bio(bio.get(), &name_raw, &header_raw, &data_raw, &len);
+  const OpenSslChars name(name_raw), header(header_raw);
+  const OpenSslBytes data(data_raw);
+  if (read != 1) return validationError(prefix + " is not valid base64");
+  const unsigned char* p = data.get();
+  X509Ptr cert(len > 0 ? d2i_X509(nullptr, &p, len) : nullptr);
   if (!cert) return validationError(prefix + " is not a valid X.509 certificate (its DER does not parse)");
-  if (trailing) return validationError(prefix + " has extra bytes after the certificate's DER");
-  if (der_digest) {
-    X509_up_ref(cert.get());
-    decodedCertificates().add(*der_digest, SharedX509{std::shared_ptr<X509>(cert.get(), X509_free)});
-  }
+  if (p != data.get() + len) return validationError(prefix + " has extra bytes after the certificate's DER");
   return cert;
 }
 
@@ -315,7 +212,7 @@ std::string hexBytes(const unsigned char* data, std::size_t len, bool upper) {
 
 std::string serialHex(X509* x) {
   const ASN1_INTEGER* serial = X509_get0_serialNumber(x);
-  std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>> bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  BignumPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
   if (!bn) return {};
   // A zero serial has no bytes; it prints as "00". (Sized once: GCC 12 misreports a
   // push_back onto the empty vector as a bad free when this is inlined.)
@@ -407,34 +304,68 @@ std::string hintFor(int error) {
   }
 }
 
+// RSA: the relations between n, e, d and the CRT values that Go's Validate checks, with
+// plain big-number arithmetic (microseconds, where OpenSSL's pairwise check spends ~0.3 s
+// testing the factors for primality). Keys without factors (d only) need d*e = 1 mod
+// lambda(n), which cannot be checked without them; OpenSSL never writes such PEM.
+bool rsaHalvesAgree(const EVP_PKEY* key) {
+  auto get = [key](const char* name) {
+    BIGNUM* raw_bn = nullptr;
+    EVP_PKEY_get_bn_param(key, name, &raw_bn);
+    return SecretBignumPtr(raw_bn);
+  };
+  const SecretBignumPtr n = get(OSSL_PKEY_PARAM_RSA_N), e = get(OSSL_PKEY_PARAM_RSA_E), d = get(OSSL_PKEY_PARAM_RSA_D),
+                        p = get(OSSL_PKEY_PARAM_RSA_FACTOR1), q = get(OSSL_PKEY_PARAM_RSA_FACTOR2),
+                        dp = get(OSSL_PKEY_PARAM_RSA_EXPONENT1), dq = get(OSSL_PKEY_PARAM_RSA_EXPONENT2),
+                        qinv = get(OSSL_PKEY_PARAM_RSA_COEFFICIENT1);
+  if (!n || !e || !d || !p || !q || !dp || !dq || !qinv) return false;
+  const BnCtxPtr ctx(BN_CTX_secure_new());
+  const SecretBignumPtr t(BN_secure_new()), p1(BN_secure_new()), q1(BN_secure_new()), de(BN_secure_new());
+  if (!ctx || !t || !p1 || !q1 || !de) return false;
+  if (BN_is_one(p.get()) || BN_is_one(q.get()) || BN_is_zero(p.get()) || BN_is_zero(q.get())) return false;
+  auto equalsMod = [&](const BIGNUM* a, const BIGNUM* m, const BIGNUM* expected) {
+    return BN_mod(t.get(), a, m, ctx.get()) == 1 && BN_cmp(t.get(), expected) == 0;
+  };
+  return BN_mul(t.get(), p.get(), q.get(), ctx.get()) == 1 && BN_cmp(t.get(), n.get()) == 0 &&
+         BN_sub(p1.get(), p.get(), BN_value_one()) == 1 && BN_sub(q1.get(), q.get(), BN_value_one()) == 1 &&
+         BN_mul(de.get(), d.get(), e.get(), ctx.get()) == 1 && equalsMod(de.get(), p1.get(), BN_value_one()) &&
+         equalsMod(de.get(), q1.get(), BN_value_one()) && equalsMod(d.get(), p1.get(), dp.get()) &&
+         equalsMod(d.get(), q1.get(), dq.get()) && BN_mod_mul(t.get(), qinv.get(), q.get(), p.get(), ctx.get()) == 1 &&
+         BN_is_one(t.get());
+}
+
+// The cheap structural check of parsePrivateKey (see x509.h).
+bool halvesAgree(EVP_PKEY* key) {
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) return rsaHalvesAgree(key);
+  // EC: the point is on the curve and equals scalar * G; a few scalar multiplications.
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key, nullptr));
+  return ctx && EVP_PKEY_pairwise_check(ctx.get()) == 1;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Certificate
 
-Certificate Certificate::adopt(X509Ptr x) { return Certificate(std::move(x)); }
+namespace {
+CertInfo describeCertificate(X509* x);
+}  // namespace
+
+Certificate Certificate::adopt(X509Ptr x) {
+  // The facts are worked out once here; every copy shares them with the X509.
+  CertInfo info = describeCertificate(x.get());
+  return Certificate(std::make_shared<const Shared>(Shared{std::move(x), std::move(info)}));
+}
 
 Certificate Certificate::share(X509* x) {
   X509_up_ref(x);
-  return Certificate(X509Ptr(x));
+  return adopt(X509Ptr(x));
 }
 
-Certificate::Certificate(const Certificate& other) {
-  if (other.x_) X509_up_ref(other.x_.get());
-  x_.reset(other.x_.get());
-}
+namespace {
 
-Certificate& Certificate::operator=(const Certificate& other) {
-  if (this != &other) {
-    if (other.x_) X509_up_ref(other.x_.get());
-    x_.reset(other.x_.get());
-  }
-  return *this;
-}
-
-CertInfo Certificate::info() const {
+CertInfo describeCertificate(X509* x) {
   ErrorQueueScope errors;
-  X509* x = x_.get();
   CertInfo info;
   info.subject = nameToString(X509_get_subject_name(x));
   info.issuer = nameToString(X509_get_issuer_name(x));
@@ -442,12 +373,10 @@ CertInfo Certificate::info() const {
   info.not_before = fromAsn1Time(X509_get0_notBefore(x));
   info.not_after = fromAsn1Time(X509_get0_notAfter(x));
 
-  std::optional<Sha256> fingerprint;
   Sha256 md{};
   unsigned int md_len = 0;
   if (X509_digest(x, EVP_sha256(), md.data(), &md_len) == 1 && md_len == md.size()) {
     info.sha256_fingerprint = hexBytes(md.data(), md_len, true);
-    fingerprint = md;
   }
 
   // X509_get_extension_flags also caches the parsed extensions (EXFLAG_INVALID on a
@@ -459,7 +388,7 @@ CertInfo Certificate::info() const {
   info.key_cert_sign = info.has_key_usage && (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) != 0;
 
   int critical = 0;
-  EkuPtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, &critical, nullptr)));
+  ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, &critical, nullptr)));
   // critical == -1: absent; -2: present more than once; otherwise present.
   info.has_eku = critical != -1;
   if (eku) {
@@ -468,13 +397,7 @@ CertInfo Certificate::info() const {
     }
   }
 
-  const std::optional<bool> known_self_signed = fingerprint ? selfSignatures().find(*fingerprint) : std::nullopt;
-  if (known_self_signed) {
-    info.self_signed = *known_self_signed;
-  } else {
-    info.self_signed = X509_self_signed(x, 1) == 1;
-    if (fingerprint) selfSignatures().add(*fingerprint, info.self_signed);
-  }
+  info.self_signed = X509_self_signed(x, 1) == 1;
   info.key_description = describeKey(X509_get0_pubkey(x));
 
   const int sig_nid = X509_get_signature_nid(x);
@@ -487,61 +410,28 @@ CertInfo Certificate::info() const {
   return info;
 }
 
-std::string Certificate::pem() const { return toPemString(x_.get()); }
+}  // namespace
+
+std::string Certificate::pem() const { return toPemString(raw()); }
 
 std::string Certificate::der() const {
-  unsigned char* buf = nullptr;
-  const int len = i2d_X509(x_.get(), &buf);
+  unsigned char* raw_der = nullptr;
+  const int len = i2d_X509(raw(), &raw_der);
+  const OpenSslBytes buf(raw_der);
   if (len <= 0) return {};
-  std::string out(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(len));
-  OPENSSL_free(buf);
-  return out;
+  return std::string(reinterpret_cast<const char*>(buf.get()), static_cast<std::size_t>(len));
 }
 
 bool Certificate::sameAs(const Certificate& other) const {
-  if (x_ == nullptr || other.x_ == nullptr) return x_ == other.x_;
-  return X509_cmp(x_.get(), other.x_.get()) == 0 && der() == other.der();
+  if (raw() == nullptr || other.raw() == nullptr || raw() == other.raw()) return raw() == other.raw();
+  // X509_cmp compares the cached SHA-1 of the DER: equal digests are confirmed byte for byte.
+  return X509_cmp(raw(), other.raw()) == 0 && der() == other.der();
 }
-
-// ---------------------------------------------------------------------------------------
-// Keys generated here
-//
-// EVP_PKEY_pairwise_check exists for keys from outside (a corrupted or tampered Vault
-// value); for RSA it re-tests both factors for primality, which costs about as much as
-// generating the key. A key this process generated needs none of that, but it reaches
-// validation as PEM (CaMaterial carries a Secret, the sidecar also rereads what it
-// published). So the digests of the PEM of the last few generated keys are kept, and
-// exactly those bytes skip the check. The digest reveals nothing usable about the key.
-
-namespace {
-
-// The current and the next key of a rotation, with room to spare. The value is unused.
-RecentByDigest<bool, 8>& generatedKeyDigests() {
-  // Never destroyed: no exit-time ordering against OpenSSL's own cleanup or late threads.
-  static auto* memo = new RecentByDigest<bool, 8>();
-  return *memo;
-}
-
-// Keyed by the text of the PEM block (BEGIN line through END line), which is what
-// parsePrivateKey sees whatever whitespace surrounds it.
-void rememberGeneratedPem(std::string_view pem) {
-  auto blocks = scanPem(pem, "generated key");
-  if (!blocks || blocks->size() != 1) return;
-  const std::string_view text = blocks->front().text;
-  if (auto d = sha256Of(text.data(), text.size())) generatedKeyDigests().add(*d, true);
-}
-
-bool isGeneratedPemBlock(std::string_view block_text) {
-  auto d = sha256Of(block_text.data(), block_text.size());
-  return d && generatedKeyDigests().find(*d).has_value();
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // PrivateKey
 
-PrivateKey PrivateKey::adopt(EvpPkeyPtr k) { return PrivateKey(std::move(k)); }
+PrivateKey PrivateKey::adopt(EvpPkeyPtr k) { return PrivateKey(std::shared_ptr<EVP_PKEY>(k.release(), OpenSslFree{})); }
 
 Secret PrivateKey::pkcs8Pem() const {
   ErrorQueueScope errors;
@@ -554,7 +444,6 @@ Secret PrivateKey::pkcs8Pem() const {
   if (mem == nullptr || mem->data == nullptr) return Secret();
   Secret out(std::string_view(mem->data, mem->length));
   OPENSSL_cleanse(mem->data, mem->length);
-  if (generated_) rememberGeneratedPem(out.view());
   return out;
 }
 
@@ -640,21 +529,39 @@ Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what) {
   } else {
     return validationError(w + ": key type " + desc + " is not supported by istiod; use ECDSA (P-256/P-384) or RSA");
   }
-  // See "Keys generated here": the bytes of a key made in this process skip the check.
-  if (isGeneratedPemBlock(block.text)) return PrivateKey::adopt(std::move(key));
-  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!ctx) return Error{ErrorCode::kInternal, "out of memory checking " + w};
-  if (EVP_PKEY_pairwise_check(ctx.get()) != 1) {
+  if (!halvesAgree(key.get())) {
     return validationError(w + ": the private key is inconsistent (its public and private parts do not belong "
                                "together; the stored value is corrupted)");
   }
   return PrivateKey::adopt(std::move(key));
 }
 
-bool keyMatchesCertificate(const PrivateKey& key, const Certificate& cert) {
+KeyProof proveKeyMatches(const PrivateKey& key, const Certificate& cert) {
   ErrorQueueScope errors;
-  const EVP_PKEY* pub = X509_get0_pubkey(cert.raw());
-  return pub != nullptr && key.raw() != nullptr && EVP_PKEY_eq(pub, key.raw()) == 1;
+  EVP_PKEY* pub = X509_get0_pubkey(cert.raw());
+  if (pub == nullptr || key.raw() == nullptr || EVP_PKEY_eq(pub, key.raw()) != 1) return KeyProof::kOtherKey;
+  // Equal public keys say nothing about the private half; a signature does. RSA signs
+  // with PKCS#1 v1.5 and ECDSA with a fresh nonce, both over SHA-256.
+  static constexpr std::string_view kMessage = "cacerts-agent: this key signs for its certificate";
+  const auto* msg = reinterpret_cast<const unsigned char*>(kMessage.data());
+  EvpMdCtxPtr sign_ctx(EVP_MD_CTX_new());
+  std::size_t sig_len = 0;
+  if (!sign_ctx || EVP_DigestSignInit(sign_ctx.get(), nullptr, EVP_sha256(), nullptr, key.raw()) != 1 ||
+      EVP_DigestSign(sign_ctx.get(), nullptr, &sig_len, msg, kMessage.size()) != 1) {
+    return KeyProof::kBrokenPrivate;
+  }
+  std::vector<unsigned char> sig(sig_len);
+  if (EVP_DigestSign(sign_ctx.get(), sig.data(), &sig_len, msg, kMessage.size()) != 1) return KeyProof::kBrokenPrivate;
+  EvpMdCtxPtr verify_ctx(EVP_MD_CTX_new());
+  if (!verify_ctx || EVP_DigestVerifyInit(verify_ctx.get(), nullptr, EVP_sha256(), nullptr, pub) != 1 ||
+      EVP_DigestVerify(verify_ctx.get(), sig.data(), sig_len, msg, kMessage.size()) != 1) {
+    return KeyProof::kBrokenPrivate;
+  }
+  return KeyProof::kProven;
+}
+
+bool keyMatchesCertificate(const PrivateKey& key, const Certificate& cert) {
+  return proveKeyMatches(key, cert) == KeyProof::kProven;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -676,9 +583,7 @@ Result<PrivateKey> generateKey(KeyType type, int bits) {
     raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits));
   }
   if (raw == nullptr) return Error{ErrorCode::kInternal, "OpenSSL key generation failed"};
-  PrivateKey key(EvpPkeyPtr{raw});
-  key.generated_ = true;
-  return key;
+  return PrivateKey::adopt(EvpPkeyPtr{raw});
 }
 
 Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {
@@ -719,7 +624,9 @@ Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {
   if (spec.request_ca) {
     BasicConstraintsPtr bc(BASIC_CONSTRAINTS_new());
     if (!bc) return internal("basicConstraints");
-    bc->ca = 1;
+    // DER encodes BOOLEAN TRUE as 0xFF only; OpenSSL writes the int as given, and strict
+    // parsers (Go's cryptobyte, rust-asn1, BoringSSL) reject any other non-zero byte.
+    bc->ca = 0xFF;
     if (spec.max_path_length >= 0) {
       bc->pathlen = ASN1_INTEGER_new();
       if (bc->pathlen == nullptr || ASN1_INTEGER_set(bc->pathlen, spec.max_path_length) != 1) {
@@ -727,43 +634,43 @@ Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {
       }
     }
     if (X509V3_add1_i2d(&raw_exts, NID_basic_constraints, bc.get(), 1, X509V3_ADD_DEFAULT) != 1) {
-      ExtensionsPtr cleanup(raw_exts);
+      ExtensionStackPtr cleanup(raw_exts);
       return internal("basicConstraints");
     }
-    BitStringPtr ku(ASN1_BIT_STRING_new());
+    Asn1BitStringPtr ku(ASN1_BIT_STRING_new());
     // Bit numbers from RFC 5280 4.2.1.3: keyCertSign(5), cRLSign(6).
     if (!ku || ASN1_BIT_STRING_set_bit(ku.get(), 5, 1) != 1 || ASN1_BIT_STRING_set_bit(ku.get(), 6, 1) != 1 ||
         X509V3_add1_i2d(&raw_exts, NID_key_usage, ku.get(), 1, X509V3_ADD_DEFAULT) != 1) {
-      ExtensionsPtr cleanup(raw_exts);
+      ExtensionStackPtr cleanup(raw_exts);
       return internal("keyUsage");
     }
   }
   if (!spec.uri_sans.empty()) {
     GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
     if (!names) {
-      ExtensionsPtr cleanup(raw_exts);
+      ExtensionStackPtr cleanup(raw_exts);
       return internal("subjectAltName");
     }
     for (const std::string& uri : spec.uri_sans) {
-      Ia5StringPtr value(ASN1_IA5STRING_new());
+      Asn1Ia5StringPtr value(ASN1_IA5STRING_new());
       GeneralNamePtr gn(GENERAL_NAME_new());
       if (!value || !gn || ASN1_STRING_set(value.get(), uri.data(), static_cast<int>(uri.size())) != 1) {
-        ExtensionsPtr cleanup(raw_exts);
+        ExtensionStackPtr cleanup(raw_exts);
         return internal("subjectAltName");
       }
       GENERAL_NAME_set0_value(gn.get(), GEN_URI, value.release());
       if (sk_GENERAL_NAME_push(names.get(), gn.get()) <= 0) {
-        ExtensionsPtr cleanup(raw_exts);
+        ExtensionStackPtr cleanup(raw_exts);
         return internal("subjectAltName");
       }
       gn.release();
     }
     if (X509V3_add1_i2d(&raw_exts, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) != 1) {
-      ExtensionsPtr cleanup(raw_exts);
+      ExtensionStackPtr cleanup(raw_exts);
       return internal("subjectAltName");
     }
   }
-  ExtensionsPtr exts(raw_exts);
+  ExtensionStackPtr exts(raw_exts);
   if (exts && X509_REQ_add_extensions(req.get(), exts.get()) != 1) return internal("extensions");
   if (X509_REQ_sign(req.get(), key.raw(), EVP_sha256()) <= 0) return internal("signature");
 
@@ -786,7 +693,7 @@ Result<std::vector<Certificate>> verifyChain(const Certificate& leaf, const std:
     // Duplicates are accepted silently by OpenSSL 3; other failures mean out of memory.
     if (X509_STORE_add_cert(store.get(), root.raw()) != 1) return internal();
   }
-  X509StackPtr untrusted(sk_X509_new_null());
+  BorrowedX509StackPtr untrusted(sk_X509_new_null());
   if (!untrusted) return internal();
   for (const Certificate& c : intermediates) {
     if (sk_X509_push(untrusted.get(), c.raw()) <= 0) return internal();
@@ -806,9 +713,20 @@ Result<std::vector<Certificate>> verifyChain(const Certificate& leaf, const std:
     message += ")" + hintFor(error);
     return validationError(std::move(message));
   }
+  // The chain holds the very X509 objects passed in: hand back the caller's Certificate
+  // objects (with their CertInfo) rather than describing the same certificates again.
+  auto original = [&](X509* x) {
+    if (x == leaf.raw()) return leaf;
+    for (const auto* group : {&intermediates, &roots}) {
+      for (const Certificate& c : *group) {
+        if (c.raw() == x) return c;
+      }
+    }
+    return Certificate::share(x);
+  };
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
   std::vector<Certificate> path;
-  for (int i = 0; i < sk_X509_num(chain); ++i) path.push_back(Certificate::share(sk_X509_value(chain, i)));
+  for (int i = 0; i < sk_X509_num(chain); ++i) path.push_back(original(sk_X509_value(chain, i)));
   return path;
 }
 

@@ -21,19 +21,11 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/openssl_ptr.h"
 #include "common/result.h"
 #include "common/secret.h"
 
 namespace cacerts {
-
-struct X509Free {
-  void operator()(X509* x) const;
-};
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* k) const;
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 
 enum class KeyType { kEc, kRsa };
 
@@ -61,8 +53,9 @@ struct CertInfo {
   std::vector<std::string> uri_sans, dns_sans;
 };
 
-// An X.509 certificate. Copies share the underlying object (X509_up_ref); a moved-from
-// Certificate may only be destroyed or assigned to.
+// An X.509 certificate and its CertInfo, worked out once when the object is made. Copies
+// share both (the X509 is never modified); a moved-from Certificate may only be destroyed
+// or assigned to.
 class Certificate {
  public:
   // Takes ownership of x (non-null).
@@ -70,49 +63,39 @@ class Certificate {
   // Shares x (non-null); the caller keeps its own reference.
   static Certificate share(X509* x);
 
-  Certificate(const Certificate& other);
-  Certificate& operator=(const Certificate& other);
-  Certificate(Certificate&&) noexcept = default;
-  Certificate& operator=(Certificate&&) noexcept = default;
-  ~Certificate() = default;
-
-  CertInfo info() const;
+  // The facts about this certificate; computed at construction, so free to call often.
+  const CertInfo& info() const { return shared_->info; }
   // Canonical PEM re-encoded from DER: 64-column base64, one trailing "\n". Identical
   // certificates always give identical bytes, whatever the input formatting was.
   std::string pem() const;
   std::string der() const;
   bool sameAs(const Certificate& other) const;  // DER equality
-  X509* raw() const { return x_.get(); }
+  X509* raw() const { return shared_ ? shared_->x.get() : nullptr; }
 
  private:
-  explicit Certificate(X509Ptr x) : x_(std::move(x)) {}
-  X509Ptr x_;
+  struct Shared {
+    X509Ptr x;
+    CertInfo info;
+  };
+  explicit Certificate(std::shared_ptr<const Shared> shared) : shared_(std::move(shared)) {}
+  std::shared_ptr<const Shared> shared_;
 };
 
-// A private key (RSA or EC when it came from parsePrivateKey or generateKey). Move-only.
+// A private key (RSA or EC when it came from parsePrivateKey or generateKey). Copies share
+// the underlying EVP_PKEY, which is never modified after construction.
 class PrivateKey {
  public:
   static PrivateKey adopt(EvpPkeyPtr k);  // takes ownership of k (non-null)
 
-  PrivateKey(PrivateKey&&) noexcept = default;
-  PrivateKey& operator=(PrivateKey&&) noexcept = default;
-  PrivateKey(const PrivateKey&) = delete;
-  PrivateKey& operator=(const PrivateKey&) = delete;
-  ~PrivateKey() = default;
-
   // Unencrypted PKCS#8 "PRIVATE KEY" PEM with a trailing newline; the intermediate
-  // OpenSSL buffer is wiped. Empty only if OpenSSL runs out of memory. For a key from
-  // generateKey, the PEM is remembered (as a SHA-256 digest) so that parsePrivateKey can
-  // skip its consistency check on exactly these bytes.
+  // OpenSSL buffer is wiped. Empty only if OpenSSL runs out of memory.
   Secret pkcs8Pem() const;
   std::string description() const;  // as CertInfo::key_description, e.g. "ec-256"
   EVP_PKEY* raw() const { return k_.get(); }
 
  private:
-  friend Result<PrivateKey> generateKey(KeyType type, int bits);
-  explicit PrivateKey(EvpPkeyPtr k) : k_(std::move(k)) {}
-  EvpPkeyPtr k_;
-  bool generated_ = false;  // made by generateKey in this process
+  explicit PrivateKey(std::shared_ptr<EVP_PKEY> k) : k_(std::move(k)) {}
+  std::shared_ptr<EVP_PKEY> k_;
 };
 
 // Strict PEM certificate parsing. The input must consist of "CERTIFICATE" blocks
@@ -129,17 +112,29 @@ Result<Certificate> parseCertificate(std::string_view pem, std::string_view what
 // Accepts exactly one unencrypted "RSA PRIVATE KEY" (PKCS#1), "EC PRIVATE KEY" (SEC1) or
 // "PRIVATE KEY" (PKCS#8) block, optionally surrounded by whitespace. Rejects
 // "ENCRYPTED PRIVATE KEY", legacy encrypted PEM headers, any other block, more than one
-// block, keys whose public and private halves disagree, and key types istiod cannot use:
-// only RSA of at least 2048 bits and ECDSA on P-256, P-384 or P-521 pass (no Ed25519).
+// block, and key types istiod cannot use: only RSA of at least 2048 bits and ECDSA on
+// P-256, P-384 or P-521 pass (no Ed25519).
 // The PEM is read through a BIO over the Secret's own bytes (no copies); any passphrase
 // prompt is refused. kValidation on failure; the message never contains key bytes.
-// Consistency of the two halves is checked with EVP_PKEY_pairwise_check (for RSA it tests
-// the factors for primality: about 0.3 s for 3072 bits), except for a PEM that this
-// process's pkcs8Pem() produced for one of its last few generateKey keys, byte for byte:
-// such a key was made by OpenSSL here and is consistent by construction.
+// Structure, cheaply (no primality tests, which cost ~0.3 s for RSA-4096): for EC the
+// public point is on the curve and is the private scalar times the generator; for RSA
+// n = p*q, d*e = 1 mod (p-1) and mod (q-1), and the CRT values agree with d (what Go's
+// rsa.PrivateKey.Validate requires, so a key istiod would refuse is refused here).
+// Whether the key belongs to a certificate is proveKeyMatches's job.
 Result<PrivateKey> parsePrivateKey(const Secret& pem, std::string_view what);
 
-// True when the certificate's public key is the public half of `key`.
+enum class KeyProof {
+  kProven,         // same public key, and a signature made with the key verifies
+  kOtherKey,       // the certificate holds a different public key
+  kBrokenPrivate,  // same public key, but the private half does not produce valid signatures
+};
+
+// Proves `key` is the private half of `cert` the way istiod will use it: the public keys
+// are equal (EVP_PKEY_eq) and one signature over a fixed message made with `key` verifies
+// with the certificate's public key (a few ms for RSA-4096, well under 1 ms for EC).
+KeyProof proveKeyMatches(const PrivateKey& key, const Certificate& cert);
+
+// proveKeyMatches(key, cert) == KeyProof::kProven.
 bool keyMatchesCertificate(const PrivateKey& key, const Certificate& cert);
 
 // A fresh key from OpenSSL's CSPRNG: ec with bits 256 or 384 (P-256, P-384), rsa with

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "agent/layout.h"
+#include "common/openssl_ptr.h"
 #include "tests/support/test_pki.h"
 
 using namespace cacerts;
@@ -111,13 +113,13 @@ TEST_CASE("a valid bundle passes every check and is assembled ca-cert, intermedi
 
   auto bundle = assembleAndValidate(m, opts());
   REQUIRE(bundle);
-  CHECK(bundle->ca_cert_pem == p.ca.cert.pem());
-  CHECK(bundle->cert_chain_pem == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
-  CHECK(bundle->root_cert_pem == p.root.cert.pem());
-  CHECK(bundle->ca_key_pem == m.key_pem);
-  CHECK(bundle->ca_cert.subject == "CN=istiod intermediate");
+  CHECK(bundle->caCert().pem() == p.ca.cert.pem());
+  CHECK(toPem(bundle->path) == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
+  CHECK(bundle->rootPem() == p.root.cert.pem());
+  CHECK(bundle->key_pem == m.key_pem);
+  CHECK(bundle->info().subject == "CN=istiod intermediate");
   REQUIRE(bundle->roots.size() == 1);
-  CHECK(bundle->roots[0].subject == "CN=Mesh Root");
+  CHECK(bundle->roots[0].info().subject == "CN=Mesh Root");
 }
 
 TEST_CASE("the chain is assembled leaf-to-root with ca-cert first whatever order it was given in", "[ca_bundle]") {
@@ -144,8 +146,8 @@ TEST_CASE("the chain is assembled leaf-to-root with ca-cert first whatever order
 
   auto bundle = assembleAndValidate(m, opts());
   REQUIRE(bundle);
-  CHECK(bundle->cert_chain_pem == expected);
-  CHECK(bundle->ca_cert_pem == p.ca.cert.pem());
+  CHECK(toPem(bundle->path) == expected);
+  CHECK(bundle->caCert().pem() == p.ca.cert.pem());
 
   const BundleReport report = inspectBundle(m, opts());
   const CheckResult* starts = find(report, "chain_starts_with_ca_cert");
@@ -166,14 +168,14 @@ TEST_CASE("missing root or chain are derived from what was given", "[ca_bundle]"
         material(p.ca.cert, p.ca.key, p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem(), "");
     auto bundle = assembleAndValidate(m, opts());
     REQUIRE(bundle);
-    CHECK(bundle->root_cert_pem == p.root.cert.pem());
-    CHECK(bundle->cert_chain_pem == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
+    CHECK(bundle->rootPem() == p.root.cert.pem());
+    CHECK(toPem(bundle->path) == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
   }
   SECTION("no chain: ca-cert plus root") {
     const CaMaterial m = material(p.upper.cert, p.upper.key, "", p.root.cert.pem());
     auto bundle = assembleAndValidate(m, opts());
     REQUIRE(bundle);
-    CHECK(bundle->cert_chain_pem == p.upper.cert.pem() + p.root.cert.pem());
+    CHECK(toPem(bundle->path) == p.upper.cert.pem() + p.root.cert.pem());
     const BundleReport report = inspectBundle(m, opts());
     CHECK(report.ok());
     CHECK(report.chain.size() == 2);  // the chain that would be published
@@ -221,7 +223,7 @@ TEST_CASE("every key format istiod reads is accepted and kept byte for byte", "[
   m.key_pem = Secret(key_pem);
   auto bundle = assembleAndValidate(m, opts());
   REQUIRE(bundle);
-  CHECK(bundle->ca_key_pem.view() == key_pem);
+  CHECK(bundle->key_pem.view() == key_pem);
 }
 
 TEST_CASE("unusable keys are refused at parse_ca_key", "[ca_bundle]") {
@@ -229,7 +231,7 @@ TEST_CASE("unusable keys are refused at parse_ca_key", "[ca_bundle]") {
   CaMaterial m = good(p);
   std::string expected;
   SECTION("encrypted key") {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    cacerts::BioPtr bio(BIO_new(BIO_s_mem()));
     static char pass[] = "pw";
     REQUIRE(PEM_write_bio_PKCS8PrivateKey(bio.get(), p.ca.key.pkey.get(), EVP_aes_256_cbc(), pass, 2, nullptr,
                                           nullptr) == 1);
@@ -406,8 +408,8 @@ TEST_CASE("a chain that leads to a different root is refused", "[ca_bundle]") {
     auto bundle = assembleAndValidate(
         material(p.ca.cert, p.ca.key, p.upper.cert.pem(), other.cert.pem() + p.root.cert.pem()), opts());
     REQUIRE(bundle);
-    CHECK(bundle->root_cert_pem == other.cert.pem() + p.root.cert.pem());
-    CHECK(bundle->cert_chain_pem == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
+    CHECK(bundle->rootPem() == other.cert.pem() + p.root.cert.pem());
+    CHECK(toPem(bundle->path) == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
   }
 }
 
@@ -477,23 +479,23 @@ TEST_CASE("root-cert bytes are canonical, deduplicated and stable", "[ca_bundle]
   auto again = assembleAndValidate(m, opts());
   REQUIRE(first);
   REQUIRE(again);
-  CHECK(first->root_cert_pem == p.root.cert.pem() + second.cert.pem());
-  CHECK(first->root_cert_pem == again->root_cert_pem);
-  CHECK(first->cert_chain_pem == again->cert_chain_pem);
+  CHECK(first->rootPem() == p.root.cert.pem() + second.cert.pem());
+  CHECK(first->rootPem() == again->rootPem());
+  CHECK(toPem(first->path) == toPem(again->path));
   CHECK(first->roots.size() == 2);
 
   // The same roots written canonically give the same bytes.
   const CaMaterial clean = material(p.ca.cert, p.ca.key, p.upper.cert.pem(), p.root.cert.pem() + second.cert.pem());
   auto from_clean = assembleAndValidate(clean, opts());
   REQUIRE(from_clean);
-  CHECK(from_clean->root_cert_pem == first->root_cert_pem);
-  CHECK(from_clean->cert_chain_pem == first->cert_chain_pem);
+  CHECK(from_clean->rootPem() == first->rootPem());
+  CHECK(toPem(from_clean->path) == toPem(first->path));
 
   // Order is the operator's: appending a new root must keep the old bytes as a prefix.
   const CaMaterial swapped = material(p.ca.cert, p.ca.key, p.upper.cert.pem(), second.cert.pem() + p.root.cert.pem());
   auto from_swapped = assembleAndValidate(swapped, opts());
   REQUIRE(from_swapped);
-  CHECK(from_swapped->root_cert_pem == second.cert.pem() + p.root.cert.pem());
+  CHECK(from_swapped->rootPem() == second.cert.pem() + p.root.cert.pem());
 
   const BundleReport report = inspectBundle(m, opts());
   const CheckResult* parse = find(report, "parse_root_cert");
@@ -578,10 +580,77 @@ TEST_CASE("inspectBundle keeps checking after a failure", "[ca_bundle]") {
   CHECK(report.ca_cert->subject == "CN=CA");
 }
 
-TEST_CASE("describeDuration prints Go-style durations", "[ca_bundle]") {
-  CHECK(describeDuration(hours(24)) == "24h0m0s");
-  CHECK(describeDuration(std::chrono::minutes(90) + std::chrono::seconds(5)) == "1h30m5s");
-  CHECK(describeDuration(std::chrono::seconds(42)) == "42s");
-  CHECK(describeDuration(std::chrono::milliseconds(0)) == "0s");
-  CHECK(describeDuration(-hours(2)) == "-2h0m0s");
+TEST_CASE("the validated bundle holds the parsed objects, and the files are written from them", "[ca_bundle][bundle]") {
+  const Pki p;
+  const CaMaterial m = good(p);
+  auto bundle = assembleAndValidate(m, opts());
+  REQUIRE(bundle);
+  // The verified path, as objects: ca-cert, the intermediate above it, the anchoring root.
+  REQUIRE(bundle->path.size() == 3);
+  CHECK(bundle->path[0].info().subject == "CN=istiod intermediate");
+  CHECK(bundle->path[1].info().subject == "CN=Upper Intermediate");
+  CHECK(bundle->anchor().info().subject == "CN=Mesh Root");
+  CHECK(bundle->anchor().info().self_signed);
+  CHECK(bundle->info().is_ca);
+  REQUIRE(bundle->roots.size() == 1);
+  CHECK(bundle->roots[0].sameAs(bundle->anchor()));
+  CHECK(keyMatchesCertificate(bundle->key, bundle->caCert()));
+
+  SECTION("istio layout: each file is the serialisation of the typed path and roots") {
+    BundleText text;
+    const std::vector<OutputFile> files = filesFor(*bundle, Layout::kIstio, 0600, text);
+    REQUIRE(files.size() == 4);
+    CHECK(files[0].name == "ca-cert.pem");
+    CHECK(files[0].content == p.ca.cert.pem());
+    CHECK(files[1].name == "ca-key.pem");
+    CHECK(files[1].content == m.key_pem.view());
+    CHECK(files[1].mode == 0600);
+    CHECK(files[2].name == "cert-chain.pem");
+    CHECK(files[2].content == toPem(bundle->path));
+    CHECK(files[2].content == p.ca.cert.pem() + p.upper.cert.pem() + p.root.cert.pem());
+    CHECK(files[3].name == "root-cert.pem");
+    CHECK(files[3].content == p.root.cert.pem());
+  }
+  SECTION("tls layout: tls.crt is the path without its self-signed root") {
+    BundleText text;
+    const std::vector<OutputFile> files = filesFor(*bundle, Layout::kTls, 0600, text);
+    REQUIRE(files.size() == 3);
+    CHECK(files[0].name == "tls.crt");
+    CHECK(files[0].content == p.ca.cert.pem() + p.upper.cert.pem());
+    CHECK(files[1].name == "tls.key");
+    CHECK(files[2].name == "ca.crt");
+    CHECK(files[2].content == p.root.cert.pem());
+  }
+}
+
+TEST_CASE("withRootFile keeps the decided root bytes and refuses roots that do not anchor the path", "[ca_bundle][bundle]") {
+  const Pki p;
+  auto bundle = assembleAndValidate(good(p), opts());
+  REQUIRE(bundle);
+  const TestCa other = makeRoot("Other Root");
+  SECTION("appended roots keep their bytes exactly, even without a final newline") {
+    std::string file = p.root.cert.pem() + other.cert.pem();
+    file.pop_back();
+    auto rebound = withRootFile(*bundle, file, now());
+    REQUIRE(rebound);
+    CHECK(rebound->rootPem() == file);
+    CHECK(rebound->roots.size() == 2);
+    BundleText text;
+    CHECK(filesFor(*rebound, Layout::kIstio, 0600, text)[3].content == file);
+  }
+  SECTION("a root file without the anchoring root") {
+    auto rebound = withRootFile(*bundle, other.cert.pem(), now());
+    REQUIRE_FALSE(rebound);
+    CHECK_THAT(rebound.error().message, Catch::Contains("chain_verifies_to_root"));
+  }
+  SECTION("a root file with an intermediate in it") {
+    auto rebound = withRootFile(*bundle, p.root.cert.pem() + p.upper.cert.pem(), now());
+    REQUIRE_FALSE(rebound);
+    CHECK_THAT(rebound.error().message, Catch::Contains("roots_self_signed_ca"));
+  }
+  SECTION("a path that has expired since it was validated") {
+    auto rebound = withRootFile(*bundle, p.root.cert.pem(), now() + hours(24 * 365 * 20));
+    REQUIRE_FALSE(rebound);
+    CHECK_THAT(rebound.error().message, Catch::Contains("validity_window"));
+  }
 }

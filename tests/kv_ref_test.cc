@@ -48,4 +48,12 @@ TEST_CASE("durations parse Vault's syntax and reject nonsense", "[duration]") {
   CHECK(formatDuration(std::chrono::hours(720)) == "2592000s");
 }
 
+TEST_CASE("describeDuration prints Go-style durations, the one formatter for people", "[duration]") {
+  CHECK(describeDuration(std::chrono::hours(24)) == "24h0m0s");
+  CHECK(describeDuration(std::chrono::minutes(90) + std::chrono::seconds(5)) == "1h30m5s");
+  CHECK(describeDuration(std::chrono::seconds(42)) == "42s");
+  CHECK(describeDuration(std::chrono::milliseconds(0)) == "0s");
+  CHECK(describeDuration(-std::chrono::hours(2)) == "-2h0m0s");
+}
+
 }  // namespace cacerts

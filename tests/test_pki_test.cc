@@ -5,19 +5,19 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/openssl_ptr.h"
+
 using namespace cacerts::testing;
 
 namespace {
 
 // Verifies leaf against root with OpenSSL's default chain rules at the current time.
 bool verifies(const TestCert& leaf, const TestCert& root, const std::vector<TestCert>& untrusted = {}) {
-  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+  cacerts::X509StorePtr store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), root.x509.get());
-  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> chain(
-      sk_X509_new_null(), [](STACK_OF(X509)* s) { sk_X509_free(s); });
+  cacerts::BorrowedX509StackPtr chain(sk_X509_new_null());  // entries stay owned by TestCert
   for (const auto& c : untrusted) sk_X509_push(chain.get(), c.x509.get());
-  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
-                                                                      X509_STORE_CTX_free);
+  cacerts::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), leaf.x509.get(), chain.get());
   return X509_verify_cert(ctx.get()) == 1;
 }

@@ -8,13 +8,19 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "common/openssl_ptr.h"
+#include "tests/support/process.h"
+#include "tests/support/strict_der.h"
 #include "tests/support/test_pki.h"
 
 using namespace cacerts;
@@ -51,7 +57,7 @@ std::string sha256ColonHex(const std::string& der) {
 
 // PKCS#8 encrypted with a passphrase, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it.
 std::string encryptedPkcs8(const TestKey& key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  cacerts::BioPtr bio(BIO_new(BIO_s_mem()));
   static char pass[] = "passphrase";
   PEM_write_bio_PKCS8PrivateKey(bio.get(), key.pkey.get(), EVP_aes_256_cbc(), pass, sizeof(pass) - 1, nullptr,
                                 nullptr);
@@ -62,7 +68,7 @@ std::string encryptedPkcs8(const TestKey& key) {
 
 // Legacy OpenSSL encryption: "RSA PRIVATE KEY" with Proc-Type/DEK-Info headers.
 std::string legacyEncrypted(const TestKey& key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  cacerts::BioPtr bio(BIO_new(BIO_s_mem()));
   static unsigned char pass[] = "passphrase";
   PEM_write_bio_PrivateKey_traditional(bio.get(), key.pkey.get(), EVP_aes_128_cbc(), pass, sizeof(pass) - 1,
                                        nullptr, nullptr);
@@ -437,31 +443,24 @@ TEST_CASE("makeCsr produces a signed request with CN, O, URI SAN and CA basic co
   CHECK(csr->rfind("-----BEGIN CERTIFICATE REQUEST-----\n", 0) == 0);
   CHECK(csr->back() == '\n');
 
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())),
-                                                BIO_free);
-  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr),
-                                                          X509_REQ_free);
+  cacerts::BioPtr bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())));
+  cacerts::X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   REQUIRE(req);
   CHECK(X509_REQ_verify(req.get(), key->raw()) == 1);
   CHECK(EVP_PKEY_eq(X509_REQ_get0_pubkey(req.get()), key->raw()) == 1);
   CHECK(X509_REQ_get_signature_nid(req.get()) == NID_ecdsa_with_SHA256);
 
-  STACK_OF(X509_EXTENSION)* raw_exts = X509_REQ_get_extensions(req.get());
-  std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)> exts(
-      raw_exts, [](STACK_OF(X509_EXTENSION)* s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); });
+  cacerts::ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
   REQUIRE(exts);
   int crit = 0;
-  std::unique_ptr<BASIC_CONSTRAINTS, decltype(&BASIC_CONSTRAINTS_free)> bc(
-      static_cast<BASIC_CONSTRAINTS*>(X509V3_get_d2i(exts.get(), NID_basic_constraints, &crit, nullptr)),
-      BASIC_CONSTRAINTS_free);
+  cacerts::BasicConstraintsPtr bc(
+      static_cast<BASIC_CONSTRAINTS*>(X509V3_get_d2i(exts.get(), NID_basic_constraints, &crit, nullptr)));
   REQUIRE(bc);
   CHECK(crit == 1);
   CHECK(bc->ca != 0);
   REQUIRE(bc->pathlen != nullptr);
   CHECK(ASN1_INTEGER_get(bc->pathlen) == 0);
-  std::unique_ptr<ASN1_BIT_STRING, decltype(&ASN1_BIT_STRING_free)> ku(
-      static_cast<ASN1_BIT_STRING*>(X509V3_get_d2i(exts.get(), NID_key_usage, &crit, nullptr)),
-      ASN1_BIT_STRING_free);
+  cacerts::Asn1BitStringPtr ku(static_cast<ASN1_BIT_STRING*>(X509V3_get_d2i(exts.get(), NID_key_usage, &crit, nullptr)));
   REQUIRE(ku);
   CHECK(crit == 1);
   CHECK(ASN1_BIT_STRING_get_bit(ku.get(), 5) == 1);  // keyCertSign
@@ -496,33 +495,27 @@ TEST_CASE("makeCsr without a CA request or path length omits those constraints",
     spec.request_ca = false;
     auto csr = makeCsr(*key, spec);
     REQUIRE(csr);
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())),
-                                                  BIO_free);
-    std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(
-        PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr), X509_REQ_free);
+    cacerts::BioPtr bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())));
+    cacerts::X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
     REQUIRE(req);
     CHECK(X509_REQ_verify(req.get(), key->raw()) == 1);
-    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
-    CHECK((exts == nullptr || sk_X509_EXTENSION_num(exts) == 0));
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    const cacerts::ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
+    CHECK((exts == nullptr || sk_X509_EXTENSION_num(exts.get()) == 0));
   }
   SECTION("max path length -1: CA:TRUE without pathlen") {
     spec.max_path_length = -1;
     auto csr = makeCsr(*key, spec);
     REQUIRE(csr);
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())),
-                                                  BIO_free);
-    std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(
-        PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr), X509_REQ_free);
+    cacerts::BioPtr bio(BIO_new_mem_buf(csr->data(), static_cast<int>(csr->size())));
+    cacerts::X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
     REQUIRE(req);
-    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req.get());
+    const cacerts::ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
     REQUIRE(exts != nullptr);
-    auto* bc = static_cast<BASIC_CONSTRAINTS*>(X509V3_get_d2i(exts, NID_basic_constraints, nullptr, nullptr));
+    const cacerts::BasicConstraintsPtr bc(
+        static_cast<BASIC_CONSTRAINTS*>(X509V3_get_d2i(exts.get(), NID_basic_constraints, nullptr, nullptr)));
     REQUIRE(bc != nullptr);
     CHECK(bc->ca != 0);
     CHECK(bc->pathlen == nullptr);
-    BASIC_CONSTRAINTS_free(bc);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   }
 }
 
@@ -655,22 +648,21 @@ namespace {
 std::string mixedEcKeyPem(const EVP_PKEY* priv, const EVP_PKEY* pub) {
   BIGNUM* d_raw = nullptr;
   REQUIRE(EVP_PKEY_get_bn_param(priv, OSSL_PKEY_PARAM_PRIV_KEY, &d_raw) == 1);
-  std::unique_ptr<BIGNUM, decltype(&BN_clear_free)> d(d_raw, BN_clear_free);
+  cacerts::SecretBignumPtr d(d_raw);
   unsigned char point[133];
   std::size_t point_len = 0;
   REQUIRE(EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &point_len) == 1);
-  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  cacerts::ParamBuilderPtr bld(OSSL_PARAM_BLD_new());
   REQUIRE(OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) == 1);
   REQUIRE(OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d.get()) == 1);
   REQUIRE(OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point, point_len) == 1);
-  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld.get()), OSSL_PARAM_free);
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr),
-                                                                  EVP_PKEY_CTX_free);
+  cacerts::ParamsPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  cacerts::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   REQUIRE(EVP_PKEY_fromdata_init(ctx.get()) == 1);
   EVP_PKEY* mixed_raw = nullptr;
   REQUIRE(EVP_PKEY_fromdata(ctx.get(), &mixed_raw, EVP_PKEY_KEYPAIR, params.get()) == 1);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> mixed(mixed_raw, EVP_PKEY_free);
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  cacerts::EvpPkeyPtr mixed(mixed_raw);
+  cacerts::BioPtr bio(BIO_new(BIO_s_mem()));
   REQUIRE(PEM_write_bio_PrivateKey(bio.get(), mixed.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1);
   char* data = nullptr;
   const long n = BIO_get_mem_data(bio.get(), &data);
@@ -733,4 +725,256 @@ TEST_CASE("parsing the same certificate again gives the same facts", "[x509]") {
   }
   CHECK_FALSE((*second)[0].info().self_signed);
   CHECK((*second)[1].info().self_signed);
+}
+
+namespace {
+
+// Adopts a key built from parameters, bypassing parsePrivateKey's structural checks: what
+// proveKeyMatches must still catch on its own.
+PrivateKey keyFromParams(const char* type, const ParamsPtr& params) {
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  REQUIRE(EVP_PKEY_fromdata_init(ctx.get()) == 1);
+  EVP_PKEY* raw = nullptr;
+  REQUIRE(EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_KEYPAIR, params.get()) == 1);
+  return PrivateKey::adopt(EvpPkeyPtr(raw));
+}
+
+SecretBignumPtr bnParam(const EVP_PKEY* key, const char* name) {
+  BIGNUM* raw = nullptr;
+  REQUIRE(EVP_PKEY_get_bn_param(key, name, &raw) == 1);
+  return SecretBignumPtr(raw);
+}
+
+// An RSA key with `key`'s modulus and public exponent whose private values are altered:
+// add_to_d is added to d, and with break_crt to the first CRT exponent too. OpenSSL signs
+// with the CRT values and falls back to d when the result does not verify, so only a key
+// with both broken makes bad signatures; Go's Validate refuses either.
+PrivateKey alteredRsaKey(const EVP_PKEY* key, bool break_crt) {
+  const char* names[] = {OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,         OSSL_PKEY_PARAM_RSA_D,
+                         OSSL_PKEY_PARAM_RSA_FACTOR1,   OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+                         OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+  std::vector<SecretBignumPtr> values;
+  for (const char* name : names) values.push_back(bnParam(key, name));
+  REQUIRE(BN_add_word(values[2].get(), 2) == 1);                  // d
+  if (break_crt) REQUIRE(BN_add_word(values[5].get(), 2) == 1);  // d mod (p-1)
+  ParamBuilderPtr bld(OSSL_PARAM_BLD_new());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    REQUIRE(OSSL_PARAM_BLD_push_BN(bld.get(), names[i], values[i].get()) == 1);
+  }
+  ParamsPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  return keyFromParams("RSA", params);
+}
+
+// PKCS#8 PEM of a key (for feeding parsePrivateKey).
+Secret pemOf(const PrivateKey& key) { return key.pkcs8Pem(); }
+
+}  // namespace
+
+TEST_CASE("proveKeyMatches proves the key with a signature, not only by its public half", "[x509][key-proof]") {
+  const TestCa root = makeRoot("Proof Root");
+  SECTION("the certificate's own key, EC and RSA") {
+    for (const TestKey& k : {makeKey("ec", 256), makeKey("ec", 384), makeKey("rsa", 2048)}) {
+      const Certificate cert = toCert(issueCert(CertSpec{}, k, &root.cert, root.key));
+      auto key = parsePrivateKey(Secret(k.pkcs8Pem()), "ca-key");
+      REQUIRE(key);
+      CHECK(proveKeyMatches(*key, cert) == KeyProof::kProven);
+      CHECK(keyMatchesCertificate(*key, cert));
+    }
+  }
+  SECTION("another key") {
+    const Certificate cert = toCert(issueCert(CertSpec{}, makeKey(), &root.cert, root.key));
+    auto other = parsePrivateKey(Secret(makeKey().pkcs8Pem()), "ca-key");
+    REQUIRE(other);
+    CHECK(proveKeyMatches(*other, cert) == KeyProof::kOtherKey);
+    CHECK_FALSE(keyMatchesCertificate(*other, cert));
+  }
+  SECTION("EC: the certificate's public point with another private scalar") {
+    const TestKey k = makeKey("ec", 256);
+    const Certificate cert = toCert(issueCert(CertSpec{}, k, &root.cert, root.key));
+    const Secret mixed(mixedEcKeyPem(makeKey("ec", 256).pkey.get(), k.pkey.get()));
+    // parsePrivateKey refuses it; adopted directly, the signature proof refuses it too.
+    CHECK_FALSE(parsePrivateKey(mixed, "ca-key"));
+    BioPtr bio(BIO_new_mem_buf(mixed.view().data(), static_cast<int>(mixed.view().size())));
+    EvpPkeyPtr raw(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    REQUIRE(raw);
+    const PrivateKey adopted = PrivateKey::adopt(std::move(raw));
+    CHECK(EVP_PKEY_eq(adopted.raw(), X509_get0_pubkey(cert.raw())) == 1);
+    CHECK(proveKeyMatches(adopted, cert) == KeyProof::kBrokenPrivate);
+  }
+  SECTION("RSA: the certificate's modulus with a corrupted private exponent and CRT value") {
+    const TestKey k = makeKey("rsa", 2048);
+    const Certificate cert = toCert(issueCert(CertSpec{}, k, &root.cert, root.key));
+    const PrivateKey broken = alteredRsaKey(k.pkey.get(), /*break_crt=*/true);
+    CHECK(EVP_PKEY_eq(broken.raw(), X509_get0_pubkey(cert.raw())) == 1);
+    CHECK(proveKeyMatches(broken, cert) == KeyProof::kBrokenPrivate);
+    CHECK_FALSE(parsePrivateKey(pemOf(broken), "ca-key"));
+  }
+}
+
+TEST_CASE("parsePrivateKey refuses an RSA key whose private exponent disagrees with its factors", "[x509][key-proof]") {
+  // OpenSSL would still sign correctly with the CRT values, but Go's rsa Validate (and so
+  // istiod) refuses the key: the cheap arithmetic check must catch it.
+  const TestKey k = makeKey("rsa", 2048);
+  auto parsed = parsePrivateKey(pemOf(alteredRsaKey(k.pkey.get(), /*break_crt=*/false)), "ca-key");
+  REQUIRE_FALSE(parsed);
+  CHECK_THAT(parsed.error().message, Catch::Contains("ca-key: the private key is inconsistent"));
+  // The untouched key passes, in every encoding istiod accepts.
+  CHECK(parsePrivateKey(Secret(k.pkcs8Pem()), "ca-key"));
+  CHECK(parsePrivateKey(Secret(k.traditionalPem()), "ca-key"));
+}
+
+TEST_CASE("an RSA-4096 key as Istio's tooling makes it parses and is proven", "[x509][key-proof]") {
+  const TestKey k = makeKey("rsa", 4096);
+  const TestCa root = makeRoot("Proof Root 4096");
+  const Certificate cert = toCert(issueCert(CertSpec{}, k, &root.cert, root.key));
+  auto key = parsePrivateKey(Secret(k.pkcs8Pem()), "ca-key");
+  REQUIRE(key);
+  CHECK(key->description() == "rsa-4096");
+  CHECK(proveKeyMatches(*key, cert) == KeyProof::kProven);
+}
+
+namespace {
+
+std::string csrDer(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  REQUIRE(req);
+  unsigned char* raw = nullptr;
+  const int len = i2d_X509_REQ(req.get(), &raw);
+  const OpenSslBytes buf(raw);
+  REQUIRE(len > 0);
+  return std::string(reinterpret_cast<const char*>(buf.get()), static_cast<std::size_t>(len));
+}
+
+// The DER of each extension value of a CSR, with its short name.
+std::vector<std::pair<std::string, std::string>> csrExtensionValues(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  REQUIRE(req);
+  ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i) {
+    X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
+    const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(ext);
+    out.emplace_back(OBJ_nid2sn(OBJ_obj2nid(X509_EXTENSION_get_object(ext))),
+                     std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+                                 static_cast<std::size_t>(ASN1_STRING_length(value))));
+  }
+  return out;
+}
+
+// Every CSR shape the agent asks Vault to sign.
+std::vector<std::string> agentCsrs() {
+  std::vector<std::string> out;
+  for (auto [type, bits] : {std::pair{KeyType::kEc, 256}, std::pair{KeyType::kRsa, 2048}}) {
+    auto key = generateKey(type, bits);
+    REQUIRE(key);
+    for (int path_len : {0, 3, -1}) {
+      cacerts::CsrSpec spec;
+      spec.common_name = "istiod intermediate cluster1";
+      spec.organization = "Example Mesh";
+      spec.uri_sans = {"spiffe://cluster.local", "spiffe://cluster.local/ns/istio-system"};
+      spec.max_path_length = path_len;
+      auto csr = makeCsr(*key, spec);
+      REQUIRE(csr);
+      out.push_back(*csr);
+    }
+    cacerts::CsrSpec plain;
+    plain.common_name = "plain";
+    plain.request_ca = false;
+    auto csr = makeCsr(*key, plain);
+    REQUIRE(csr);
+    out.push_back(*csr);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the strict DER check rejects what strict parsers reject", "[x509][der]") {
+  using namespace std::string_literals;
+  CHECK(strictDerProblem("\x30\x03\x01\x01\xff"s).empty());                 // SEQUENCE { TRUE }
+  CHECK(strictDerProblem("\x30\x06\x01\x01\x00\x02\x01\x05"s).empty());     // { FALSE, 5 }
+  CHECK_THAT(strictDerProblem("\x30\x03\x01\x01\x01"s), Catch::Contains("BOOLEAN"));
+  CHECK_THAT(strictDerProblem("\x30\x81\x03\x01\x01\xff"s), Catch::Contains("long-form length"));
+  CHECK_THAT(strictDerProblem("\x30\x80\x01\x01\xff\x00\x00"s), Catch::Contains("indefinite"));
+  CHECK_THAT(strictDerProblem("\x02\x02\x00\x05"s), Catch::Contains("INTEGER"));
+  CHECK_THAT(strictDerProblem("\x02\x02\xff\x85"s), Catch::Contains("INTEGER"));
+  CHECK(strictDerProblem("\x02\x02\x00\x85"s).empty());
+  CHECK_THAT(strictDerProblem("\x03\x02\x01\x07"s), Catch::Contains("unused bits"));
+  CHECK_THAT(strictDerProblem("\x31\x06\x02\x01\x07\x02\x01\x05"s), Catch::Contains("ascending"));
+  CHECK_THAT(strictDerProblem("\x30\x00\x00"s), Catch::Contains("after the element"));
+  CHECK_THAT(strictDerProblem("\x30\x05\x01\x01\xff"s), Catch::Contains("past the end"));
+}
+
+TEST_CASE("every structure makeCsr encodes is strict DER: the request and each extension value", "[x509][der]") {
+  for (const std::string& csr : agentCsrs()) {
+    INFO(csr);
+    CHECK(strictDerProblem(csrDer(csr)) == "");
+    for (const auto& [name, value] : csrExtensionValues(csr)) {
+      INFO(name);
+      CHECK(strictDerProblem(value) == "");
+    }
+  }
+}
+
+TEST_CASE("basicConstraints in the CSR encodes cA TRUE as 0xFF", "[x509][der]") {
+  auto key = generateKey(KeyType::kEc, 256);
+  REQUIRE(key);
+  cacerts::CsrSpec spec;
+  spec.common_name = "istiod intermediate";
+  spec.max_path_length = 0;
+  auto csr = makeCsr(*key, spec);
+  REQUIRE(csr);
+  bool found = false;
+  for (const auto& [name, value] : csrExtensionValues(*csr)) {
+    if (name != "basicConstraints") continue;
+    found = true;
+    // SEQUENCE { BOOLEAN TRUE, INTEGER 0 }
+    CHECK(value == std::string("\x30\x06\x01\x01\xff\x02\x01\x00", 8));
+  }
+  CHECK(found);
+}
+
+namespace {
+
+std::string findOnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t start = 0; start <= dirs.size();) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("Go's crypto/x509 and encoding/asn1 accept every CSR the agent makes", "[x509][der][go]") {
+  // Vault and istiod are Go programs. scripts/install-deps.sh installs golang-go, so a
+  // missing toolchain is a failure here, not a reason to skip.
+  const std::string go = findOnPath("go");
+  INFO("go not found on PATH: run scripts/install-deps.sh (it installs golang-go)");
+  REQUIRE_FALSE(go.empty());
+  TempDir dir(/*on_tmpfs=*/false);
+  const std::map<std::string, std::string> env = {
+      {"GO111MODULE", "off"}, {"GOCACHE", dir.file("gocache")}, {"HOME", dir.path()},
+      {"PATH", "/usr/local/bin:/usr/bin:/bin"}};
+  const std::string checker = dir.file("csrcheck");
+  const ProcessResult built =
+      runProcess(go, {"build", "-o", checker, std::string(CACERTS_SOURCE_DIR) + "/tests/go/csrcheck/main.go"}, env,
+                 std::chrono::minutes(3));
+  INFO(built.out + built.err);
+  REQUIRE(built.exit_code == 0);
+  int n = 0;
+  for (const std::string& csr : agentCsrs()) {
+    const std::string file = dir.file("csr" + std::to_string(n++) + ".pem");
+    writeFile(file, csr);
+    const ProcessResult r = runProcess(checker, {file}, {}, std::chrono::seconds(30));
+    INFO(csr);
+    CHECK(r.out == "ok\n");
+    CHECK(r.exit_code == 0);
+  }
 }

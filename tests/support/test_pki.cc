@@ -12,26 +12,19 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/openssl_ptr.h"
+
 namespace cacerts::testing {
 namespace {
 
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using BnPtr = std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>>;
-using ReqPtr = std::unique_ptr<X509_REQ, Free<X509_REQ, X509_REQ_free>>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION, X509_EXTENSION_free>>;
-using NamePtr = std::unique_ptr<X509_NAME, Free<X509_NAME, X509_NAME_free>>;
-using AsnIntPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER, ASN1_INTEGER_free>>;
-
-void freeExtStack(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-void freeGeneralNames(GENERAL_NAMES* g) { GENERAL_NAMES_free(g); }
-void freeBasicConstraints(BASIC_CONSTRAINTS* b) { BASIC_CONSTRAINTS_free(b); }
+using BnPtr = BignumPtr;
+using ReqPtr = X509ReqPtr;
+using ExtPtr = X509ExtensionPtr;
+using NamePtr = X509NamePtr;
+using AsnIntPtr = Asn1IntegerPtr;
 
 std::shared_ptr<EVP_PKEY> ownKey(EVP_PKEY* p) {
-  return p ? std::shared_ptr<EVP_PKEY>(p, EVP_PKEY_free) : nullptr;
+  return p ? std::shared_ptr<EVP_PKEY>(p, OpenSslFree{}) : nullptr;
 }
 
 std::string bioToString(BIO* bio) {
@@ -92,11 +85,9 @@ bool setSerial(X509* cert, const std::string& serial_hex) {
       if (c != ':') hex += c;
     }
     BIGNUM* raw = bn.release();
-    if (BN_hex2bn(&raw, hex.c_str()) == 0) {
-      BN_free(raw);
-      return false;
-    }
+    const int parsed = BN_hex2bn(&raw, hex.c_str());
     bn.reset(raw);
+    if (parsed == 0) return false;
   }
   AsnIntPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
   return serial && X509_set_serialNumber(cert, serial.get()) == 1;
@@ -217,12 +208,11 @@ std::string TestCert::pemTrimmed() const {
 
 std::string TestCert::der() const {
   if (!x509) return {};
-  unsigned char* buf = nullptr;
-  const int n = i2d_X509(x509.get(), &buf);
+  unsigned char* raw = nullptr;
+  const int n = i2d_X509(x509.get(), &raw);
+  const OpenSslBytes buf(raw);
   if (n <= 0) return {};
-  std::string out(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
-  OPENSSL_free(buf);
-  return out;
+  return std::string(reinterpret_cast<char*>(buf.get()), static_cast<size_t>(n));
 }
 
 std::string TestCert::serialColonHex() const {
@@ -257,7 +247,7 @@ SystemTime TestCert::notAfter() const { return x509 ? fromAsn1(X509_get0_notAfte
 
 int TestCert::pathLen() const {
   if (!x509) return -1;
-  std::unique_ptr<BASIC_CONSTRAINTS, Free<BASIC_CONSTRAINTS, freeBasicConstraints>> bc(
+  BasicConstraintsPtr bc(
       static_cast<BASIC_CONSTRAINTS*>(
           X509_get_ext_d2i(x509.get(), NID_basic_constraints, nullptr, nullptr)));
   if (!bc || !bc->pathlen) return -1;
@@ -277,7 +267,7 @@ TestCert TestCert::fromPem(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return {};
   X509* x = PEM_read_bio_X509(bio.get(), nullptr, noPassphrase, nullptr);
-  return x ? TestCert{std::shared_ptr<X509>(x, X509_free)} : TestCert{};
+  return x ? TestCert{std::shared_ptr<X509>(x, OpenSslFree{})} : TestCert{};
 }
 
 std::vector<TestCert> parseCertChain(const std::string& pem) {
@@ -285,7 +275,7 @@ std::vector<TestCert> parseCertChain(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return out;
   while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, noPassphrase, nullptr)) {
-    out.push_back(TestCert{std::shared_ptr<X509>(x, X509_free)});
+    out.push_back(TestCert{std::shared_ptr<X509>(x, OpenSslFree{})});
   }
   ERR_clear_error();  // the loop ends on a "no start line" error
   return out;
@@ -297,7 +287,7 @@ TestCert issueCert(const CertSpec& spec, const TestKey& subject_key, const TestC
                    const TestKey& issuer_key) {
   if (!subject_key.pkey || !issuer_key.pkey) return {};
   if (issuer && !issuer->x509) return {};
-  std::shared_ptr<X509> cert(X509_new(), X509_free);
+  std::shared_ptr<X509> cert(X509_new(), OpenSslFree{});
   if (!cert || X509_set_version(cert.get(), 2) != 1) return {};
   if (!setSerial(cert.get(), spec.serial_hex)) return {};
 
@@ -376,8 +366,7 @@ std::string makeCsr(const TestKey& key, const CsrSpec& spec) {
   if (X509_REQ_set_subject_name(req.get(), subject.get()) != 1) return {};
   if (X509_REQ_set_pubkey(req.get(), key.pkey.get()) != 1) return {};
 
-  std::unique_ptr<STACK_OF(X509_EXTENSION), Free<STACK_OF(X509_EXTENSION), freeExtStack>> exts(
-      sk_X509_EXTENSION_new_null());
+  ExtensionStackPtr exts(sk_X509_EXTENSION_new_null());
   auto push = [&](int nid, const std::string& value) {
     X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, nid, value.c_str());
     return ext && sk_X509_EXTENSION_push(exts.get(), ext) > 0;
@@ -422,14 +411,12 @@ ParsedCsr parseCsr(const std::string& csr_pem) {
     if (nid == NID_commonName) out.common_name = value;
     out.subject_entries.emplace_back(sn, std::move(value));
   }
-  std::unique_ptr<STACK_OF(X509_EXTENSION), Free<STACK_OF(X509_EXTENSION), freeExtStack>> exts(
-      X509_REQ_get_extensions(req.get()));
+  ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
   if (exts) {
     for (int i = 0; i < sk_X509_EXTENSION_num(exts.get()); ++i) {
       X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
       if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) continue;
-      std::unique_ptr<GENERAL_NAMES, Free<GENERAL_NAMES, freeGeneralNames>> names(
-          static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
+      GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
       if (names) collectSans(names.get(), out);
     }
   }

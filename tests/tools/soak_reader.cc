@@ -37,6 +37,7 @@
 #include <httplib.h>
 
 #include "common/duration.h"
+#include "common/openssl_ptr.h"
 #include "tests/support/test_pki.h"
 
 namespace cacerts::testing {
@@ -56,14 +57,9 @@ constexpr const char* kChain = "cert-chain.pem";
 constexpr const char* kRoot = "root-cert.pem";
 constexpr int kLoggedFailures = 10;
 
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
-void freeX509Stack(STACK_OF(X509) * s) { sk_X509_free(s); }  // entries stay owned by TestCert
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), Free<STACK_OF(X509), freeX509Stack>>;
+using StorePtr = cacerts::X509StorePtr;
+using StoreCtxPtr = cacerts::X509StoreCtxPtr;
+using X509StackPtr = cacerts::BorrowedX509StackPtr;  // entries stay owned by TestCert
 
 // File bytes that are wiped when dropped: ca-key.pem passes through here.
 class WipedBytes {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "common/openssl_ptr.h"
+
 namespace cacerts::testing {
 namespace {
 
@@ -237,16 +239,14 @@ Reply CertAuth::handle(const Call& call, EngineContext& ctx) {
 
   for (const auto& [name, role] : roles_) {
     if (!only.empty() && only != name) continue;
-    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+    X509StorePtr store(X509_STORE_new());
     for (const auto& c : parseCertChain(role.certificate_pem)) X509_STORE_add_cert(store.get(), c.x509.get());
     X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
-    std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(
-        sk_X509_new_null(), [](STACK_OF(X509)* s) { sk_X509_free(s); });
+    BorrowedX509StackPtr untrusted(sk_X509_new_null());  // entries stay owned by TestCert
     for (std::size_t i = 1; i < call.peer_chain.size(); ++i) {
       sk_X509_push(untrusted.get(), call.peer_chain[i].x509.get());
     }
-    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> vctx(X509_STORE_CTX_new(),
-                                                                         X509_STORE_CTX_free);
+    X509StoreCtxPtr vctx(X509_STORE_CTX_new());
     if (!vctx || X509_STORE_CTX_init(vctx.get(), store.get(), call.peer_chain[0].x509.get(),
                                      untrusted.get()) != 1) {
       continue;

@@ -104,13 +104,7 @@ std::int64_t unixSeconds(SystemTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-std::string goDuration(std::int64_t seconds) {
-  if (seconds == 0) return "0s";
-  const std::int64_t h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60;
-  if (h > 0) return std::to_string(h) + "h" + std::to_string(m) + "m" + std::to_string(s) + "s";
-  if (m > 0) return std::to_string(m) + "m" + std::to_string(s) + "s";
-  return std::to_string(s) + "s";
-}
+std::string goDuration(std::int64_t seconds) { return describeDuration(std::chrono::seconds(seconds)); }
 
 std::optional<std::int64_t> durationSeconds(const json& value) {
   if (value.is_number_integer()) {

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <fstream>
 
+#include "common/openssl_ptr.h"
 #include "tests/vault_server/connection_reset.h"
 
 namespace cacerts::testing {
@@ -35,7 +36,7 @@ std::vector<TestCert> peerChain(const httplib::Request& req) {
   if (!req.ssl) return out;
   auto own = [](X509* x) {
     X509_up_ref(x);
-    return TestCert{std::shared_ptr<X509>(x, X509_free)};
+    return TestCert{std::shared_ptr<X509>(x, OpenSslFree{})};
   };
   X509* leaf = SSL_get0_peer_certificate(req.ssl);
   if (!leaf) return out;
