@@ -160,7 +160,8 @@ Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec);
 // trust store, no purpose/EKU check: callers apply their own EKU policy). Every
 // non-anchor issuer must be a CA. Returns the verified path leaf..root on success, or
 // kValidation with OpenSSL's verify error string (e.g. "certificate has expired"), the
-// depth and subject of the failing certificate, and a hint for the common cases.
+// depth and subject of the failing certificate, and a hint for the common cases. The path
+// holds copies of the given Certificate objects (sharing their CertInfo), not new ones.
 Result<std::vector<Certificate>> verifyChain(const Certificate& leaf,
                                              const std::vector<Certificate>& intermediates,
                                              const std::vector<Certificate>& roots, SystemTime at);
