@@ -25,7 +25,8 @@ std::string env(const char* name) {
 struct RawOptions {
   std::string skip_verify, key_mode = "0600", timeout = "5m", min_remaining = "24h";
   std::string renew_before = "168h", retry_initial = "5s", retry_max = "5m", kv_poll_interval = "5m",
-              confirm_timeout = "10s", root_propagation = "24h", root_retire = "24h", istiod_multiroot = "false";
+              confirm_timeout = "10s", root_propagation = "24h", root_retire = "24h", istiod_multiroot = "false",
+              rotate_min_interval = "10s";
 };
 
 CLI::Option* opt(CLI::App* app, const std::string& flag, std::string& into, const std::string& help,
@@ -107,6 +108,7 @@ void addSidecarOptions(CLI::App* app, Config& c, RawOptions& raw) {
   opt(app, "--retry-max", raw.retry_max, "Largest retry delay");
   opt(app, "--kv-poll-interval", raw.kv_poll_interval, "How often the KV source checks for an out-of-band change");
   opt(app, "--confirm-timeout", raw.confirm_timeout, "How long to wait for istiod to report the new certificate");
+  opt(app, "--rotate-min-interval", raw.rotate_min_interval, "Forced renewals (SIGHUP, POST /rotate) start at most this often");
   opt(app, "--root-propagation", raw.root_propagation, "Root rotation: time between publishing old+new roots and switching the intermediate");
   opt(app, "--root-retire", raw.root_retire, "Root rotation: time after the switch before the old root is dropped");
 }
@@ -123,6 +125,7 @@ Status parseDurations(Config& c, const RawOptions& raw) {
                     Item{raw.retry_max, c.sidecar.retry_max, "--retry-max"},
                     Item{raw.kv_poll_interval, c.sidecar.kv_poll_interval, "--kv-poll-interval"},
                     Item{raw.confirm_timeout, c.sidecar.confirm_timeout, "--confirm-timeout"},
+                    Item{raw.rotate_min_interval, c.sidecar.rotate_min_interval, "--rotate-min-interval"},
                     Item{raw.root_propagation, c.sidecar.root_propagation, "--root-propagation"},
                     Item{raw.root_retire, c.sidecar.root_retire, "--root-retire"}}) {
     Result<Duration> d = parseDuration(item.text);
@@ -232,6 +235,7 @@ Status validate(const Config& c) {
   }
   if (c.sidecar.renew_fraction <= 0 || c.sidecar.renew_fraction >= 1) return bad("--renew-fraction must be between 0 and 1");
   if (c.sidecar.jitter < 0 || c.sidecar.jitter >= 0.5) return bad("--jitter must be in [0, 0.5)");
+  if (c.sidecar.rotate_min_interval < Duration::zero()) return bad("--rotate-min-interval must not be negative");
   return ok();
 }
 

@@ -164,6 +164,7 @@ RotatorSettings rotatorSettings(const Config& config) {
   r.poll_interval = s.kv_poll_interval;
   r.poll_always = config.source == "kv";
   r.startup_timeout = config.timeout;
+  r.rotate_min_interval = s.rotate_min_interval;
   return r;
 }
 
