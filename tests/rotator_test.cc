@@ -13,6 +13,7 @@
 
 #include "agent/agent_metrics.h"
 #include "tests/fakes.h"
+#include "tests/support/fault_matrix.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 
@@ -507,6 +508,15 @@ TEST_CASE("rotator without multiroot refuses a root change and keeps the current
 namespace cacerts::testing {
 namespace {
 
+// A fault-matrix row for a clock jump, measured in fake time. The real binary cannot be
+// tested: libfaketime's steps are seen only by the process's own clock reads, never by the
+// kernel, so they neither fire nor cancel a CLOCK_REALTIME timerfd; stepping the real clock
+// would step it for the whole machine.
+FaultRow clockJumpRow(const std::string& fault, const std::string& outcome, SystemTime::duration after_step) {
+  return FaultRow{fault, "fake clock", outcome, std::chrono::duration_cast<std::chrono::milliseconds>(after_step).count(),
+                  true, "none"};
+}
+
 std::int64_t epochSecondsOf(SystemTime t) {
   return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count();
 }
@@ -640,6 +650,16 @@ TEST_CASE("rotator renews within a minute after the wall clock jumps past the re
   REQUIRE(h.source.loads().size() == 2);
   CHECK(h.source.loads()[1] >= kT0 + hours(7));
   CHECK(h.source.loads()[1] <= kT0 + hours(7) + minutes(1));
+
+  // No real-binary row: see clockJumpRow.
+  FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump (fake clock)"};
+  matrix.add(clockJumpRow("+6 h step 1 h into a 5 h sleep (past the renewal time)",
+                          "renewed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                          h.source.loads()[1] - (kT0 + hours(7)))
+                                                          .count()) +
+                              " ms after the step",
+                          h.source.loads()[1] - (kT0 + hours(7))));
+  CHECK(matrix.publish("hostile-clock-jump-renewal"));
 }
 
 TEST_CASE("rotator acts at once after the wall clock jumps past notAfter", "[rotator][clock]") {
@@ -650,6 +670,10 @@ TEST_CASE("rotator acts at once after the wall clock jumps past notAfter", "[rot
     REQUIRE(h.run([&] { return h.source.loads().size() >= 2; }));
     CHECK(h.source.loads()[1] == kT0 + hours(21));
     CHECK(TestCert::fromPem(h.file("ca-cert.pem")).notBefore() == kT0 + hours(21));
+    FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump past notAfter (fake clock)"};
+    matrix.add(clockJumpRow("+20 h step 1 h into a 5 h sleep (11 h past notAfter), issuing source",
+                            "renewed at the step", h.source.loads()[1] - (kT0 + hours(21))));
+    CHECK(matrix.publish("hostile-clock-jump-expiry"));
   }
   SECTION("a source that still holds the expired certificate exits with its error at once") {
     h.source.setFixed(h.source.issue());
