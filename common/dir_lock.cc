@@ -25,17 +25,16 @@ Error osError(std::string_view action, const std::string& path, int err) {
   return Error{ErrorCode::kOutput, fmt::format("{} {}: {}", action, path, describeOsError(err))};
 }
 
-// Written to a temporary name and renamed, so a reader never sees half a record.
+// Rewritten in place with one write(): the record is a few bytes, only ever read to
+// improve a message, and an empty read just says "holder unknown". (No rename: the fault
+// matrix kills the agent at its n-th rename, which must stay the publish's.)
 void writeHolder(int lock_fd, std::string_view mode) {
   const std::string text = fmt::format("pid={} mode={}\n", ::getpid(), mode);
-  const std::string tmp = fmt::format("{}.{}", DirLock::kHolderName, ::getpid());
-  const int fd = ::openat(lock_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  const int fd = ::openat(lock_fd, DirLock::kHolderName.data(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                          0644);
   if (fd < 0) return;  // the record only improves a message; the lock is what matters
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  (void)!::write(fd, text.data(), text.size());
   ::close(fd);
-  if (!written || ::renameat(lock_fd, tmp.c_str(), lock_fd, DirLock::kHolderName.data()) != 0) {
-    ::unlinkat(lock_fd, tmp.c_str(), 0);
-  }
 }
 
 }  // namespace
