@@ -225,6 +225,8 @@ void addSidecarOptions(CLI::App* app, Config& c) {
   durationOpt(app, "--root-propagation", s.root_propagation,
               "Root rotation: time between publishing old+new roots and switching the intermediate");
   durationOpt(app, "--root-retire", s.root_retire, "Root rotation: time after the switch before the old root is dropped");
+  durationOpt(app, "--rotate-min-interval", s.rotate_min_interval,
+              "Forced renewals (SIGHUP, POST /rotate) start at most this often; requests in between are coalesced");
 }
 
 // CLI11 2.1 takes the token after an option as its value even when that token is another
@@ -356,7 +358,8 @@ Status validate(const Config& c) {
                                 DurationRule{"--kv-poll-interval", s.kv_poll_interval, false},
                                 DurationRule{"--confirm-timeout", s.confirm_timeout, false},
                                 DurationRule{"--root-propagation", s.root_propagation, false},
-                                DurationRule{"--root-retire", s.root_retire, false}}) {
+                                DurationRule{"--root-retire", s.root_retire, false},
+                                DurationRule{"--rotate-min-interval", s.rotate_min_interval, true}}) {
     RETURN_IF_ERROR(checkDuration(d.flag, d.value, d.zero_allowed));
   }
   // Written so that NaN fails too: every comparison with NaN is false.

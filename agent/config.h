@@ -59,6 +59,7 @@ struct SidecarSettings {
   Duration retry_max = std::chrono::minutes(5);
   Duration kv_poll_interval = std::chrono::minutes(5);
   Duration confirm_timeout = std::chrono::seconds(10);
+  Duration rotate_min_interval = std::chrono::seconds(10);
   Duration root_propagation = std::chrono::hours(24);
   Duration root_retire = std::chrono::hours(24);
 };

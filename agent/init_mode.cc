@@ -16,6 +16,8 @@ Result<PublishOutcome> initOnce(const Config& config, Clock& clock, Random& rand
   vault.client->setRetryDeadline(clock.now() + config.timeout);
   ASSIGN_OR_RETURN(std::unique_ptr<CaSource> source, makeSource(config, *vault.client, clock));
   ASSIGN_OR_RETURN(CaMaterial material, source->load());
+  // Only now: Vault calls can take up to --timeout, and the lock is for writing.
+  ASSIGN_OR_RETURN(DirLock lock, lockOutputDir(writer, "init", clock));
   return validateAndPublish(material, writer, config, clock.now());
 }
 

@@ -6,10 +6,17 @@
 #include "agent/config.h"
 #include "agent/modes.h"
 #include "common/clock.h"
+#include "common/core_dumps.h"
 #include "common/log.h"
 #include "common/random.h"
 
 int main(int argc, char** argv) {
+  // Before anything else: a core dump or a same-uid reader of /proc/<pid>/mem would get the
+  // CA key and the Vault token.
+  if (const auto hardened = cacerts::disableCoreDumps(); !hardened) {
+    std::fprintf(stderr, "error: %s\n", hardened.error().message.c_str());
+    return 1;
+  }
   // httplib never uses MSG_NOSIGNAL: a write to a connection the peer closed must be an
   // error value, not a process kill.
   std::signal(SIGPIPE, SIG_IGN);

@@ -9,7 +9,7 @@
 
 namespace cacerts {
 
-Status prepareOutputDir(const Config& config, AtomicDirWriter& writer) {
+Status prepareOutputDir(const Config& config, AtomicDirWriter& /*writer: cleanup moved to lockOutputDir*/) {
   RETURN_IF_ERROR(ensureWritableDir(config.dir));
   ASSIGN_OR_RETURN(bool tmpfs, isTmpfs(config.dir));
   if (!tmpfs) {
@@ -21,7 +21,13 @@ Status prepareOutputDir(const Config& config, AtomicDirWriter& writer) {
     spdlog::warn("event=non_tmpfs_output dir={} message=\"the private key will be written to persistent storage\"",
                  config.dir);
   }
-  return writer.cleanupLeftovers();
+  return ok();
+}
+
+Result<DirLock> lockOutputDir(AtomicDirWriter& writer, std::string_view mode, Clock& clock) {
+  ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(writer.dir(), mode, kOutputLockWait, clock));
+  RETURN_IF_ERROR(writer.cleanupLeftovers());
+  return lock;
 }
 
 Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirWriter& writer, const Config& config,

@@ -10,6 +10,7 @@
 #include "agent/config.h"
 #include "agent/source.h"
 #include "common/atomic_writer.h"
+#include "common/dir_lock.h"
 #include "common/vault_client.h"
 
 namespace cacerts {
@@ -20,10 +21,19 @@ struct PublishOutcome {
   PublishResult result;
 };
 
-// Checks the output directory before any Vault traffic: it exists and is writable, it is
-// on tmpfs unless --allow-non-tmpfs, and leftovers of a crashed publish are removed.
-// Errors: kOutput naming the directory and what to change.
+// Checks the output directory before any Vault traffic: it exists and is writable, and it
+// is on tmpfs unless --allow-non-tmpfs. Errors: kOutput naming the directory and what to
+// change.
 Status prepareOutputDir(const Config& config, AtomicDirWriter& writer);
+
+// How long a second writer waits for the directory lock before giving up with exit 6.
+inline constexpr Duration kOutputLockWait = std::chrono::seconds(10);
+
+// Takes the output directory's lock (DirLock, recording `mode` as the holder), waiting up
+// to kOutputLockWait, then removes leftovers of a crashed publish, which is safe only under
+// the lock. Init holds the result while it publishes, the sidecar for its whole life.
+// Errors: kOutput naming the holder, or the cleanup failure.
+Result<DirLock> lockOutputDir(AtomicDirWriter& writer, std::string_view mode, Clock& clock);
 
 // Validates `material` (istiod's rules plus --min-remaining at `now`) and publishes it.
 // Errors: kValidation naming the failed check; kOutput from the writer.

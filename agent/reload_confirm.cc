@@ -84,36 +84,13 @@ ReloadConfirmer::ReloadConfirmer(std::unique_ptr<HttpTransport> transport, std::
 ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
   ReloadConfirmation result;
   if (!transport_) return result;  // kDisabled
-  const std::int64_t expected =
-      std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
-  const SystemTime deadline = clock_.now() + std::max(options_.timeout, Duration::zero());
-  const Duration interval = std::max(options_.poll_interval, kMinPollInterval);
-
+  const SystemTime deadline = clock_.now() + timeout();
   for (;;) {
-    ++result.polls;
-    HttpRequest request;
-    request.method = "GET";
-    request.target = target_;
-    auto response = transport_->send(request);
-    if (!response) {
-      result.last_problem = response.error().message;
-    } else if (response->status != 200) {
-      result.last_problem = "HTTP " + std::to_string(response->status);
-    } else if (auto value = findMetricValue(response->body, kIstiodChainExpiryMetric); !value) {
-      result.last_problem = value.error().message;
-    } else if (!value->has_value()) {
-      result.last_problem = std::string(kIstiodChainExpiryMetric) + " absent";
-    } else {
-      result.last_value = **value;
-      if (sameSecond(**value, expected)) {
-        result.outcome = ReloadOutcome::kConfirmed;
-        result.last_problem.clear();
-        return result;
-      }
-      result.last_problem = "value " + formatMetricValue(**value) + " != expected " + std::to_string(expected);
+    if (pollOnce(expected_not_after, result)) {
+      result.outcome = ReloadOutcome::kConfirmed;
+      return result;
     }
-
-    const Duration wait = capWait(interval, clock_.now(), deadline);
+    const Duration wait = capWait(pollInterval(), clock_.now(), deadline);
     if (wait <= Duration::zero()) {
       result.outcome = ReloadOutcome::kTimedOut;
       return result;
@@ -123,6 +100,36 @@ ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
       return result;
     }
   }
+}
+
+Duration ReloadConfirmer::pollInterval() const { return std::max(options_.poll_interval, kMinPollInterval); }
+
+bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, ReloadConfirmation& progress) {
+  if (!transport_) return false;
+  const std::int64_t expected =
+      std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
+  ++progress.polls;
+  HttpRequest request;
+  request.method = "GET";
+  request.target = target_;
+  auto response = transport_->send(request);
+  if (!response) {
+    progress.last_problem = response.error().message;
+  } else if (response->status != 200) {
+    progress.last_problem = "HTTP " + std::to_string(response->status);
+  } else if (auto value = findMetricValue(response->body, kIstiodChainExpiryMetric); !value) {
+    progress.last_problem = value.error().message;
+  } else if (!value->has_value()) {
+    progress.last_problem = std::string(kIstiodChainExpiryMetric) + " absent";
+  } else {
+    progress.last_value = **value;
+    if (sameSecond(**value, expected)) {
+      progress.last_problem.clear();
+      return true;
+    }
+    progress.last_problem = "value " + formatMetricValue(**value) + " != expected " + std::to_string(expected);
+  }
+  return false;
 }
 
 }  // namespace cacerts

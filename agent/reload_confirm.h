@@ -8,6 +8,7 @@
 // never wait), HTTP from the HttpTransport seam.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -78,6 +79,15 @@ class ReloadConfirmer {
   // final poll at the deadline; then kTimedOut. Any failure to read or parse is just a
   // reason to poll again. Blocks the calling thread; not thread-safe.
   ReloadConfirmation confirm(SystemTime expected_not_after);
+
+  // One read of istiod's metrics, no waiting: true when it reports expected_not_after;
+  // otherwise records why not in `progress` (last_problem, last_value). Counts the poll in
+  // progress.polls. For a caller that schedules the polls itself, every pollInterval()
+  // until timeout() has passed, so that confirmation never holds up its other work (the
+  // sidecar loop). Not thread-safe.
+  bool pollOnce(SystemTime expected_not_after, ReloadConfirmation& progress);
+  Duration pollInterval() const;
+  Duration timeout() const { return std::max(options_.timeout, Duration::zero()); }
 
   bool enabled() const { return transport_ != nullptr; }
 

@@ -50,20 +50,23 @@ Status Rotator::run(RotatorControl& control) {
   if (!current_) {
     RETURN_IF_ERROR(publishFirst(control));
     if (!current_) return ok();  // stopped before anything was published
+    last_renewal_ = clock_.now();  // it minted a certificate: it counts for the rate limit
+    control.rotate.store(false);   // and served any request made while it ran
   }
   next_poll_ = clock_.now() + settings_.poll_interval;
   for (;;) {
     if (control.stop.load()) return ok();
     if (fatal_) return *fatal_;
     const SystemTime now = clock_.now();
-    if (control.rotate.exchange(false)) {
-      renew(Trigger::kForced);
+    takeRotateRequest(now);
+    if (forced_at_ && now >= *forced_at_) {
+      renewFolding(Trigger::kForced);
       continue;
     }
     if (now >= renewalDue()) {
       const bool switching = current_->state.phase == RootPhase::kPropagating &&
                              now >= current_->state.since + settings_.roots.propagation;
-      renew(retry_at_ ? Trigger::kRetry : switching ? Trigger::kRootSwitch : Trigger::kScheduled);
+      renewFolding(retry_at_ ? Trigger::kRetry : switching ? Trigger::kRootSwitch : Trigger::kScheduled);
       continue;
     }
     if (const auto at = retireCheckAt(); at && now >= *at) {
@@ -74,9 +77,39 @@ Status Rotator::run(RotatorControl& control) {
       poll();
       continue;
     }
+    if (confirm_ && now >= confirm_->next_poll) {
+      confirmStep();
+      continue;
+    }
     updateMetrics();
-    // Rounded up: a wait truncated to zero would spin on a clock that only moves when slept on.
-    clock_.sleepFor(std::chrono::ceil<Duration>(nextWake(now) - now));
+    // On the wall clock: every deadline above is a wall-clock time, and a step forward
+    // (suspend/resume, NTP) must bring them closer, not leave a steady sleep running.
+    clock_.sleepUntil(nextWake(now));
+  }
+}
+
+void Rotator::takeRotateRequest(SystemTime now) {
+  if (!control_->rotate.exchange(false) || forced_at_) return;  // coalesced into the pending one
+  SystemTime at = now;
+  if (last_renewal_ && settings_.rotate_min_interval > Duration::zero()) {
+    at = std::max(at, *last_renewal_ + settings_.rotate_min_interval);
+  }
+  forced_at_ = at;
+  if (at > now) {
+    spdlog::info("event=rotate_deferred until={} message=\"forced renewals start at most once per "
+                 "--rotate-min-interval\"",
+                 formatTime(at));
+  }
+}
+
+void Rotator::renewFolding(Trigger trigger) {
+  last_renewal_ = clock_.now();
+  // This renewal serves a forced request still waiting for its turn too.
+  forced_at_.reset();
+  renew(trigger);
+  if (control_->rotate.exchange(false)) {
+    spdlog::info("event=rotate_folded trigger={} message=\"rotation requested while a renewal ran; served by it\"",
+                 triggerName(trigger));
   }
 }
 
@@ -411,25 +444,32 @@ void Rotator::fail(const Error& error, std::string_view result) {
 
 void Rotator::confirmReload() {
   if (!confirmer_.enabled()) return;
-  const SystemTime expected = current_->bundle.info().not_after;
-  const ReloadConfirmation c = confirmer_.confirm(expected);
-  switch (c.outcome) {
-    case ReloadOutcome::kConfirmed:
-      metrics_.setGauge(kMetricReloadConfirmed, 1.0);
-      spdlog::info("event=reload_confirmed not_after={} polls={}", formatTime(expected), c.polls);
-      break;
-    case ReloadOutcome::kTimedOut:
-      metrics_.setGauge(kMetricReloadConfirmed, 0.0);
-      spdlog::warn("event=reload_not_confirmed not_after={} polls={} problem=\"{}\" message=\"istiod may still sign "
-                   "with the previous intermediate; check its log for 'Failed to update new Plug-in CA certs'\"",
-                   formatTime(expected), c.polls, c.last_problem);
-      break;
-    case ReloadOutcome::kInterrupted:
-      metrics_.setGauge(kMetricReloadConfirmed, 0.0);
-      spdlog::info("event=reload_confirm_interrupted not_after={} polls={}", formatTime(expected), c.polls);
-      break;
-    case ReloadOutcome::kDisabled:
-      break;
+  const SystemTime now = clock_.now();
+  if (confirm_) {
+    metrics_.setGauge(kMetricReloadConfirmed, 0.0);
+    spdlog::info("event=reload_confirm_superseded not_after={} polls={}", formatTime(confirm_->expected_not_after),
+                 confirm_->progress.polls);
+  }
+  // Polled by the loop (confirmStep), first at once.
+  confirm_ = PendingConfirm{current_->bundle.info().not_after, now + confirmer_.timeout(), now, {}};
+}
+
+void Rotator::confirmStep() {
+  PendingConfirm& c = *confirm_;
+  const bool confirmed = confirmer_.pollOnce(c.expected_not_after, c.progress);
+  const SystemTime now = clock_.now();
+  if (confirmed) {
+    metrics_.setGauge(kMetricReloadConfirmed, 1.0);
+    spdlog::info("event=reload_confirmed not_after={} polls={}", formatTime(c.expected_not_after), c.progress.polls);
+    confirm_.reset();
+  } else if (now >= c.deadline) {
+    metrics_.setGauge(kMetricReloadConfirmed, 0.0);
+    spdlog::warn("event=reload_not_confirmed not_after={} polls={} problem=\"{}\" message=\"istiod may still sign "
+                 "with the previous intermediate; check its log for 'Failed to update new Plug-in CA certs'\"",
+                 formatTime(c.expected_not_after), c.progress.polls, c.progress.last_problem);
+    confirm_.reset();
+  } else {
+    c.next_poll = std::min(now + confirmer_.pollInterval(), c.deadline);
   }
 }
 
@@ -488,6 +528,8 @@ SystemTime Rotator::nextWake(SystemTime now) const {
   } else if (current_->state.phase == RootPhase::kSwitched) {
     wake = std::min(wake, std::max(next_poll_, current_->state.since + settings_.roots.retire));
   }
+  if (forced_at_) wake = std::min(wake, *forced_at_);
+  if (confirm_) wake = std::min(wake, confirm_->next_poll);
   return std::max(wake, now);
 }
 

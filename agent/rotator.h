@@ -1,8 +1,21 @@
 // Rotator: the sidecar's core. One blocking loop on one thread:
 //
 //   adopt the published generation (no Vault traffic) or publish a first one
-//   loop: sleep until something is due (renewal, retry, root phase, poll) or a wake-up
-//         load a candidate -> validate -> root policy (root_policy.h) -> publish -> confirm
+//   loop: sleep until something is due (renewal, retry, forced renewal, root phase, poll,
+//         reload confirmation poll) or a wake-up, then do the one thing that is due:
+//         load a candidate -> validate -> root policy (root_policy.h) -> publish
+//
+// Nothing waits for anything else: every pending piece of work is a deadline, and the loop
+// sleeps (Clock::sleepUntil, on the wall clock, so a clock step forward is acted on at
+// once) until the earliest. Reload confirmation in particular is a pending state polled by
+// the loop, so a KV change or a forced renewal right after a publish is not held up by
+// --confirm-timeout; a newer publish supersedes a confirmation still pending.
+//
+// Forced renewals (SIGHUP, POST /rotate) are coalesced and rate-limited: any number of
+// triggers before the loop looks makes one request; a trigger that arrives while a
+// renewal runs is folded into it; a renewal starts at most once per rotate_min_interval
+// (counted from the start of the previous renewal of any kind), and a trigger inside the
+// interval is deferred to its end, never dropped.
 //
 // Scheduling: the renewal time comes from schedule.h (drawn once per published
 // certificate); a failure keeps the current generation (fail static) and retries with
@@ -55,12 +68,14 @@ struct RotatorSettings {
   // With nothing valid published at start: transient failures are retried this long,
   // other failures end run() at once (as in init mode).
   Duration startup_timeout = std::chrono::minutes(5);
+  // Forced renewals start at most this often (see above); zero disables the limit.
+  Duration rotate_min_interval = std::chrono::seconds(10);
 };
 
 // Requests from other threads. Set a flag, then call Clock::interrupt().
 struct RotatorControl {
   std::atomic<bool> stop{false};    // SIGTERM/SIGINT: return from run() at the next safe point
-  std::atomic<bool> rotate{false};  // SIGHUP, POST /rotate: renew now
+  std::atomic<bool> rotate{false};  // SIGHUP, POST /rotate: renew soon (rate-limited)
 };
 
 class Rotator {
@@ -103,12 +118,16 @@ class Rotator {
   void adopt();
   Status publishFirst(RotatorControl& control);
   void renew(Trigger trigger);
+  // renew(), then folds into it every forced trigger that arrived meanwhile.
+  void renewFolding(Trigger trigger);
+  void takeRotateRequest(SystemTime now);
   void poll();
   void retireCheck();
   Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<std::vector<Certificate>> vault);
   Result<Applied> publish(const ValidatedBundle& bundle, const RootState& state);
   void fail(const Error& error, std::string_view result);
   void confirmReload();
+  void confirmStep();
   void setCurrent(Current current, bool redraw_renewal);
   void updateMetrics();
 
@@ -138,6 +157,15 @@ class Rotator {
   std::optional<std::string> last_stamp_;
   std::optional<std::vector<Certificate>> last_vault_roots_;
   bool retire_checked_ = false;
+  std::optional<SystemTime> last_renewal_;  // start of the last renewal (rate limit)
+  std::optional<SystemTime> forced_at_;     // a forced renewal is requested for then
+  struct PendingConfirm {
+    SystemTime expected_not_after;
+    SystemTime deadline;
+    SystemTime next_poll;
+    ReloadConfirmation progress;
+  };
+  std::optional<PendingConfirm> confirm_;
 
   std::mutex publish_mu_;
   mutable std::mutex status_mu_;

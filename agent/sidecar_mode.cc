@@ -164,6 +164,7 @@ RotatorSettings rotatorSettings(const Config& config) {
   r.poll_interval = s.kv_poll_interval;
   r.poll_always = config.source == Source::kKv;
   r.startup_timeout = config.timeout;
+  r.rotate_min_interval = s.rotate_min_interval;
   return r;
 }
 
@@ -179,6 +180,9 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
 
   AtomicDirWriter writer(config.dir);
   if (Status prepared = prepareOutputDir(config, writer); !prepared) return failed(prepared.error());
+  // Held until the process exits: a second sidecar (or an init) must not publish beside us.
+  Result<DirLock> dir_lock = lockOutputDir(writer, "sidecar", clock);
+  if (!dir_lock) return failed(dir_lock.error());
   Result<VaultSession> session = openVaultSession(config, clock, random);
   if (!session) return failed(session.error());
   Metrics metrics;

@@ -201,12 +201,11 @@ Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name
 Status AtomicDirWriter::cleanupLeftovers() {
   Fd dirfd(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd) return osError("open output directory", dir_);
-  const auto current = linkTarget(dirfd.get(), kDataLink);
   ASSIGN_OR_RETURN(const auto entries, listDir(dirfd.get(), dir_));
   for (const auto& e : entries) {
     if ((e == kDataTmpLink || e == kLinkTmp) && linkTarget(dirfd.get(), e)) {
       if (unlinkat(dirfd.get(), e.c_str(), 0) != 0) return osError("remove", join(dir_, e));
-    } else if (isGenerationName(e) && e != current && isDirAt(dirfd.get(), e)) {
+    } else if (isGenerationName(e) && e != linkTarget(dirfd.get(), kDataLink) && isDirAt(dirfd.get(), e)) {
       RETURN_IF_ERROR(removeGeneration(dirfd.get(), dir_, e));
     }
   }
@@ -291,7 +290,10 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
     }
   }
   for (const auto& e : *entries) {
-    if (isGenerationName(e) && e != result.generation && isDirAt(dirfd.get(), e)) {
+    // ..data is read again for every candidate: whatever it points to now stays, even if a
+    // writer that ignored the directory lock swapped it since this publish committed.
+    if (isGenerationName(e) && e != result.generation && e != linkTarget(dirfd.get(), kDataLink) &&
+        isDirAt(dirfd.get(), e)) {
       if (auto s = removeGeneration(dirfd.get(), dir_, e); !s) return committed(s.error());
     }
   }

@@ -30,8 +30,10 @@
 // previous one byte-identical. A failure after it returns an error saying the generation
 // was committed; publishing again repairs links and removes leftovers.
 //
-// Not thread-safe and one writer per directory: callers serialise publishes. Only files the
-// writer created are touched, plus stale links pointing into ..data/.
+// Not thread-safe and one writer per directory: callers serialise publishes, and processes
+// hold the directory's DirLock (common/dir_lock.h) around cleanupLeftovers() and publish().
+// Whatever ..data points to when a generation is about to be removed is never removed.
+// Only files the writer created are touched, plus stale links pointing into ..data/.
 #pragma once
 
 #include <sys/types.h>

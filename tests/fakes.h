@@ -2,11 +2,13 @@
 // They record what happened so tests assert on state, and never sleep or touch the network.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -20,7 +22,13 @@ namespace cacerts::testing {
 // A Clock that never ticks by itself. sleepFor(d) records d, advances now() by d at once and
 // returns true — unless interrupt() was called since the last sleep: then the latch is
 // cleared, d is still recorded, time does not move and sleepFor returns false (the same
-// latching contract as SystemClock). Thread-safe.
+// latching contract as SystemClock). sleepUntil(t) is sleepFor(t - now()) that ends at t.
+//
+// stepDuringSleep(after, step) models a wall-clock step (NTP, suspend/resume) during the
+// next sleep longer than `after`: once `after` of it has passed, now() jumps by `step`.
+// A sleepFor, like a steady sleep, still runs its whole length (it ends late by `step`);
+// a sleepUntil, like SystemClock's CLOCK_REALTIME timer, ends right at the step.
+// Thread-safe.
 class FakeClock final : public Clock {
  public:
   // 2023-11-14T22:13:20Z: a fixed, unremarkable wall time.
@@ -33,23 +41,15 @@ class FakeClock final : public Clock {
     return now_;
   }
 
-  bool sleepFor(Duration d) override {
-    std::function<void(Duration)> hook;
-    bool slept = true;
+  bool sleepFor(Duration d) override { return sleep(d, /*wall=*/false); }
+
+  bool sleepUntil(SystemTime deadline) override {
+    Duration d;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      sleeps_.push_back(d);
-      if (interrupted_) {
-        interrupted_ = false;
-        slept = false;
-      } else if (d > Duration::zero()) {
-        now_ += d;
-      }
-      hook = on_sleep_;
+      d = std::max(std::chrono::ceil<Duration>(deadline - now_), Duration::zero());
     }
-    // Outside the lock, so the hook may call now(), set(), advance() or interrupt().
-    if (hook) hook(d);
-    return slept;
+    return sleep(d, /*wall=*/true);
   }
 
   void interrupt() override {
@@ -64,6 +64,11 @@ class FakeClock final : public Clock {
   void advance(Duration d) {
     std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
+  }
+
+  void stepDuringSleep(Duration after, Duration step) {
+    std::lock_guard<std::mutex> lock(mu_);
+    step_ = Step{after, step};
   }
 
   // Every requested sleep in order, including interrupted ones.
@@ -86,8 +91,37 @@ class FakeClock final : public Clock {
   }
 
  private:
+  struct Step {
+    Duration after;
+    Duration by;
+  };
+
+  bool sleep(Duration d, bool wall) {
+    std::function<void(Duration)> hook;
+    bool slept = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sleeps_.push_back(d);
+      if (interrupted_) {
+        interrupted_ = false;
+        slept = false;
+      } else if (step_ && d > step_->after) {
+        now_ += step_->after + step_->by;
+        if (!wall) now_ += d - step_->after;
+        step_.reset();
+      } else if (d > Duration::zero()) {
+        now_ += d;
+      }
+      hook = on_sleep_;
+    }
+    // Outside the lock, so the hook may call now(), set(), advance() or interrupt().
+    if (hook) hook(d);
+    return slept;
+  }
+
   mutable std::mutex mu_;
   SystemTime now_;
+  std::optional<Step> step_;
   bool interrupted_ = false;
   std::vector<Duration> sleeps_;
   std::function<void(Duration)> on_sleep_;

@@ -338,7 +338,7 @@ std::vector<std::string> generations(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     const auto name = e.path().filename().string();
-    if (name.rfind("..", 0) == 0 && name != "..data" && name != "..data_tmp" && !fs::is_symlink(e.path()) &&
+    if (name.rfind("..", 0) == 0 && name != "..data" && name != "..data_tmp" && name != "..lock" && !fs::is_symlink(e.path()) &&
         fs::is_directory(e.path())) {
       out.push_back(name);
     }

@@ -6,12 +6,14 @@
 
 #include <openssl/x509v3.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
 
 #include "agent/agent_metrics.h"
 #include "tests/fakes.h"
+#include "tests/support/fault_matrix.h"
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 
@@ -39,6 +41,7 @@ class FakeSource final : public CaSource {
 
   Result<CaMaterial> load() override {
     loads_.push_back(clock_.now());
+    if (on_load_) on_load_();
     if (failures_left_ != 0) {
       if (failures_left_ > 0) --failures_left_;
       return Error{ErrorCode::kUnavailable, "vault POST pki/root/sign-intermediate: connection refused"};
@@ -74,6 +77,8 @@ class FakeSource final : public CaSource {
   void failNext(int n) { failures_left_ = n; }  // -1: forever
   void setFixed(std::optional<CaMaterial> m) { fixed_ = std::move(m); }
   void setStamp(std::optional<std::string> s) { stamp_ = std::move(s); }
+  // Runs inside every load(), i.e. while a renewal is in progress.
+  void onLoad(std::function<void()> hook) { on_load_ = std::move(hook); }
   const std::vector<SystemTime>& loads() const { return loads_; }
   int stampReads() const { return stamp_reads_; }
 
@@ -88,6 +93,7 @@ class FakeSource final : public CaSource {
   std::optional<std::string> stamp_;
   std::vector<SystemTime> loads_;
   int stamp_reads_ = 0;
+  std::function<void()> on_load_;
 };
 
 RotatorSettings baseSettings() {
@@ -302,6 +308,7 @@ TEST_CASE("rotator gives up at start on a non-transient error, and retries a tra
 
 TEST_CASE("rotator renews at once on a rotate request", "[rotator]") {
   Harness h;
+  h.settings.rotate_min_interval = Duration::zero();  // the rate limit has its own tests
   // The request arrives during the first sleep: its interrupt ends the sleep at once.
   h.clock.interrupt();
   REQUIRE(h.run([&] {
@@ -381,6 +388,7 @@ TEST_CASE("rotator confirms each publish against istiod's metric", "[rotator]") 
 
 TEST_CASE("rotator walks a root rotation through all three phases", "[rotator]") {
   Harness h;
+  h.settings.rotate_min_interval = Duration::zero();  // the operator's request acts at once
   h.settings.roots.multiroot = true;
   h.settings.roots.propagation = hours(1);
   h.settings.roots.retire = hours(1);
@@ -438,6 +446,7 @@ TEST_CASE("rotator walks a root rotation through all three phases", "[rotator]")
 
 TEST_CASE("rotator resumes a root rotation phase after a restart", "[rotator]") {
   Harness h;
+  h.settings.rotate_min_interval = Duration::zero();  // the operator's request acts at once
   h.settings.roots.multiroot = true;
   h.settings.roots.propagation = hours(1);
   h.settings.renewal.renew_fraction = 0.9;
@@ -491,6 +500,188 @@ TEST_CASE("rotator without multiroot refuses a root change and keeps the current
     CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem());
     CHECK(h.file("ca-cert.pem") != before);
     CHECK(h.metric(kMetricRootChangeBlocked) == 1);  // Vault still trusts B, unpublished
+  }
+}
+
+}  // namespace cacerts::testing
+
+namespace cacerts::testing {
+namespace {
+
+// A fault-matrix row for a clock jump, measured in fake time. The real binary cannot be
+// tested: libfaketime's steps are seen only by the process's own clock reads, never by the
+// kernel, so they neither fire nor cancel a CLOCK_REALTIME timerfd; stepping the real clock
+// would step it for the whole machine.
+FaultRow clockJumpRow(const std::string& fault, const std::string& outcome, SystemTime::duration after_step) {
+  return FaultRow{fault, "fake clock", outcome, std::chrono::duration_cast<std::chrono::milliseconds>(after_step).count(),
+                  true, "none"};
+}
+
+std::int64_t epochSecondsOf(SystemTime t) {
+  return std::chrono::duration_cast<seconds>(t.time_since_epoch()).count();
+}
+
+// A confirmer whose istiod never reports the new certificate.
+std::unique_ptr<ReloadConfirmer> neverConfirming(Clock& clock, Duration timeout) {
+  auto transport = std::make_unique<FakeHttpTransport>([](const HttpRequest&) -> Result<HttpResponse> {
+    return HttpResponse{200, {}, "citadel_server_cert_chain_expiry_timestamp 1\n"};
+  });
+  ReloadConfirmOptions options;
+  options.timeout = timeout;
+  return std::make_unique<ReloadConfirmer>(std::move(transport), "/metrics", clock, options);
+}
+
+}  // namespace
+
+TEST_CASE("rotator polls KV while a reload confirmation is pending, and publishes a change at once",
+          "[rotator][confirm]") {
+  Harness h;
+  h.settings.poll_always = true;
+  h.settings.poll_interval = seconds(1);
+  h.confirmer = neverConfirming(h.clock, seconds(10));
+  CaMaterial first = h.source.issue();
+  h.source.setFixed(first);
+  h.source.setStamp("v1");
+  // The secret changes right after the first publish, while its confirmation waits.
+  const CaMaterial second = h.source.issue();
+  bool changed = false;
+  std::optional<SystemTime> published_at;
+  REQUIRE(h.run([&] {
+    if (!changed) {
+      h.source.setFixed(second);
+      h.source.setStamp("v2");
+      changed = true;
+    }
+    if (!published_at && h.file("ca-cert.pem") == second.cert_pem) published_at = h.clock.now();
+    return h.clock.now() >= kT0 + seconds(30);
+  }));
+  REQUIRE(published_at);
+  // Within a couple of poll intervals, not after the 10 s confirm timeout.
+  CHECK(*published_at <= kT0 + seconds(2));
+  // Both publishes were still given up on after their own timeout.
+  CHECK(h.metric(kMetricReloadConfirmed) == 0);
+}
+
+TEST_CASE("rotator confirmation polls run on their own deadline and a newer publish supersedes them",
+          "[rotator][confirm]") {
+  Harness h;
+  h.settings.rotate_min_interval = Duration::zero();
+  std::atomic<int> scrapes{0};
+  std::string reported = "1";
+  auto transport = std::make_unique<FakeHttpTransport>([&](const HttpRequest&) -> Result<HttpResponse> {
+    ++scrapes;
+    return HttpResponse{200, {}, "citadel_server_cert_chain_expiry_timestamp " + reported + "\n"};
+  });
+  ReloadConfirmOptions options;
+  options.timeout = seconds(10);
+  options.poll_interval = seconds(1);
+  h.confirmer = std::make_unique<ReloadConfirmer>(std::move(transport), "/metrics", h.clock, options);
+  // A forced renewal 3 s in: the first confirmation is superseded, the second confirmed.
+  // istiod reloads the second certificate (10 h from its signing) at once.
+  h.source.onLoad([&] {
+    if (h.source.loads().size() == 2) reported = std::to_string(epochSecondsOf(h.clock.now() + hours(10)));
+  });
+  REQUIRE(h.run([&] {
+    if (h.clock.now() == kT0 + seconds(3) && h.source.loads().size() == 1) h.control.rotate = true;
+    return h.clock.now() >= kT0 + minutes(1);
+  }));
+  REQUIRE(h.source.loads().size() == 2);
+  CHECK(h.source.loads()[1] == kT0 + seconds(3));
+  CHECK(h.metric(kMetricReloadConfirmed) == 1);
+  // Polls at 0, 1, 2 s for the first publish, then at 3 s (confirmed) for the second:
+  // none after, so the loop does not keep waking for a finished confirmation.
+  CHECK(scrapes == 4);
+}
+
+TEST_CASE("rotator coalesces a storm of forced renewals to one per --rotate-min-interval", "[rotator][rotate]") {
+  Harness h;
+  h.settings.rotate_min_interval = seconds(10);
+  // Confirmation polls wake the loop every 0.5 s; a trigger arrives at each wake-up and
+  // during every renewal.
+  h.confirmer = neverConfirming(h.clock, hours(1));
+  h.source.onLoad([&] { h.control.rotate = true; });
+  REQUIRE(h.run([&] {
+    h.control.rotate = true;
+    return h.clock.now() > kT0 + seconds(60);
+  }));
+  // The first publish, then one forced renewal every 10 s: ceil(60 / 10) + 1.
+  const auto& loads = h.source.loads();
+  CHECK(loads.size() == 7);
+  for (std::size_t i = 1; i < loads.size(); ++i) CHECK(loads[i] - loads[i - 1] == seconds(10));
+}
+
+TEST_CASE("rotator folds a trigger during a renewal into it and defers one inside the interval",
+          "[rotator][rotate]") {
+  Harness h;
+  h.settings.rotate_min_interval = seconds(10);
+  SECTION("a trigger while the renewal runs is served by it") {
+    h.source.onLoad([&] { h.control.rotate = true; });
+    REQUIRE(h.run([&] { return h.clock.now() >= kT0 + hours(1); }));
+    // Only the first publish: the trigger during it asked for nothing more.
+    CHECK(h.source.loads().size() == 1);
+  }
+  SECTION("a trigger 3 s after a renewal runs at the end of the interval, not never") {
+    h.confirmer = neverConfirming(h.clock, seconds(10));  // its polls wake the loop at 3 s
+    REQUIRE(h.run([&] {
+      if (h.clock.now() == kT0 + seconds(3)) h.control.rotate = true;
+      return h.clock.now() >= kT0 + hours(1);
+    }));
+    REQUIRE(h.source.loads().size() == 2);
+    CHECK(h.source.loads()[1] == kT0 + seconds(10));
+  }
+  SECTION("a scheduled renewal serves a deferred trigger") {
+    h.settings.rotate_min_interval = hours(6);  // longer than the 5 h to the scheduled renewal
+    h.confirmer = neverConfirming(h.clock, seconds(10));
+    REQUIRE(h.run([&] {
+      if (h.clock.now() == kT0 + seconds(3)) h.control.rotate = true;
+      return h.clock.now() >= kT0 + hours(9);
+    }));
+    REQUIRE(h.source.loads().size() == 2);
+    CHECK(h.source.loads()[1] == kT0 + hours(5));
+  }
+}
+
+TEST_CASE("rotator renews within a minute after the wall clock jumps past the renewal time", "[rotator][clock]") {
+  Harness h;
+  // The renewal is due 5 h after the first publish; one hour into the sleep the wall clock
+  // jumps 6 h forward (a VM resumed, an NTP step): it is now 7 h.
+  h.clock.stepDuringSleep(hours(1), hours(6));
+  REQUIRE(h.run([&] { return h.source.loads().size() >= 2; }));
+  REQUIRE(h.source.loads().size() == 2);
+  CHECK(h.source.loads()[1] >= kT0 + hours(7));
+  CHECK(h.source.loads()[1] <= kT0 + hours(7) + minutes(1));
+
+  // No real-binary row: see clockJumpRow.
+  FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump (fake clock)"};
+  matrix.add(clockJumpRow("+6 h step 1 h into a 5 h sleep (past the renewal time)",
+                          "renewed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                          h.source.loads()[1] - (kT0 + hours(7)))
+                                                          .count()) +
+                              " ms after the step",
+                          h.source.loads()[1] - (kT0 + hours(7))));
+  CHECK(matrix.publish("hostile-clock-jump-renewal"));
+}
+
+TEST_CASE("rotator acts at once after the wall clock jumps past notAfter", "[rotator][clock]") {
+  Harness h;
+  // 10 h certificates: a 20 h jump one hour into the sleep lands 11 h past notAfter.
+  h.clock.stepDuringSleep(hours(1), hours(20));
+  SECTION("a source that issues renews at once") {
+    REQUIRE(h.run([&] { return h.source.loads().size() >= 2; }));
+    CHECK(h.source.loads()[1] == kT0 + hours(21));
+    CHECK(TestCert::fromPem(h.file("ca-cert.pem")).notBefore() == kT0 + hours(21));
+    FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump past notAfter (fake clock)"};
+    matrix.add(clockJumpRow("+20 h step 1 h into a 5 h sleep (11 h past notAfter), issuing source",
+                            "renewed at the step", h.source.loads()[1] - (kT0 + hours(21))));
+    CHECK(matrix.publish("hostile-clock-jump-expiry"));
+  }
+  SECTION("a source that still holds the expired certificate exits with its error at once") {
+    h.source.setFixed(h.source.issue());
+    const Status s = h.run([] { return false; });
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == ErrorCode::kValidation);
+    CHECK_THAT(s.error().message, Catch::Contains("expired"));
+    CHECK(h.clock.now() <= kT0 + hours(21) + minutes(1));
   }
 }
 

@@ -113,6 +113,12 @@ std::map<std::string, std::string> snapshotTree(const std::string& dir) {
   for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); it != std::filesystem::recursive_directory_iterator();
        it.increment(ec)) {
     const auto rel = it->path().lexically_relative(dir).string();
+    if (rel == "..lock") {
+      // The writers' lock (common/dir_lock.h): its holder record names whichever process
+      // wrote last, and istiod never sees it.
+      it.disable_recursion_pending();
+      continue;
+    }
     if (it->is_symlink()) {
       out[rel] = "link:" + std::filesystem::read_symlink(it->path()).string();
       it.disable_recursion_pending();

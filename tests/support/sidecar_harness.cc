@@ -114,7 +114,10 @@ std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth)
   return concat({"sidecar", "--dir", out.path(), "--listen", "127.0.0.1:0", "--istiod-metrics-url", istiod.url(),
                  "--vault-addr", vault.addr(), "--vault-cacert", vault.caFile(), "--log-level", "debug", "--timeout",
                  "1s", "--retry-initial", "200ms", "--retry-max", "1s", "--confirm-timeout", "2s",
-                 "--kv-poll-interval", "300ms", "--jitter", "0", "--min-remaining", "1s"},
+                 "--kv-poll-interval", "300ms", "--jitter", "0", "--min-remaining", "1s",
+                 // SIGHUP and `rotate` renew at once here; the rate limit has its own test,
+                 // which appends a later --rotate-min-interval (the last one wins).
+                 "--rotate-min-interval", "0s"},
                 auth);
 }
 

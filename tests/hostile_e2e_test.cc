@@ -1,0 +1,369 @@
+// End-to-end, the real binary under hostile conditions: two writers on one directory, a
+// storm of forced rotations, a reload confirmation that never arrives, core dumps. Each
+// TEST_CASE reproduces one defect and adds its row to the fault matrix
+// ($CACERTS_FAULT_MATRIX_DIR/hostile-<name>.md, see tests/support/fault_matrix.h).
+// Waits are bounded polls; the only time bounds asserted are generous.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/background_process.h"
+#include "tests/support/e2e.h"
+#include "tests/support/fault_matrix.h"
+#include "tests/support/sidecar_harness.h"
+
+namespace cacerts::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Steady = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr const char* kSignPath = "pki/root/sign-intermediate";
+
+long long msSince(Steady::time_point t0) {
+  return std::chrono::duration_cast<milliseconds>(Steady::now() - t0).count();
+}
+
+// Reads ca-cert.pem through its top-level link as istiod does, on its own thread, and
+// counts reads that found ..data in place but the file gone: a link into a removed
+// generation.
+struct DanglingReader {
+  explicit DanglingReader(const TempDir& dir) : dir_(dir) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        std::error_code ec;
+        if (fs::is_symlink(dir_.file("..data"), ec)) {
+          const int fd = ::open(dir_.file("ca-cert.pem").c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd >= 0) {
+            ::close(fd);
+            ++reads;
+          } else if (errno == ENOENT && fs::is_symlink(dir_.file("ca-cert.pem"), ec)) {
+            ++dangling;
+          }
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    });
+  }
+  ~DanglingReader() { finish(); }
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  const TempDir& dir_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> reads{0}, dangling{0};
+  std::thread thread_;
+};
+
+std::string holderText(const BackgroundProcess& p, const std::string& mode) {
+  return "pid=" + std::to_string(p.pid()) + " mode=" + mode;
+}
+
+// Generation directories in dir ("..YYYY_...").
+int generations(const TempDir& dir) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 3 && name[0] == '.' && name[1] == '.' && std::isdigit(static_cast<unsigned char>(name[2]))) ++n;
+  }
+  return n;
+}
+
+// Stores a new 30-day intermediate under the vault's root at KV v2 secret/<path>.
+TestCa putNewIntermediate(E2eVault& vault, const std::string& path, const std::string& cn) {
+  const auto now = std::chrono::system_clock::now();
+  CertSpec spec;
+  spec.path_len = 0;
+  spec.not_before = now - std::chrono::minutes(1);
+  spec.not_after = now + std::chrono::hours(24 * 30);
+  TestCa next = makeIntermediate(vault.root(), cn, spec);
+  const std::string root = vault.root().cert.pem();
+  vault.putCa(path, next.cert.pem(), next.key.pkcs8Pem(), next.cert.pem() + root, root);
+  return next;
+}
+
+std::size_t issued(VaultTestServer& server) {
+  return countRequests(server, "POST", kSignPath, 200) + countRequests(server, "PUT", kSignPath, 200);
+}
+
+}  // namespace
+
+TEST_CASE("two writers on one directory: one waits or exits 6 naming the holder, no read dangles",
+          "[hostile-e2e][two-writers]") {
+  FaultMatrix matrix{"sidecar hostile conditions: two writers on one directory"};
+  std::string table;
+
+  SECTION("two inits racing, a reader through the links") {
+    table = "hostile-two-inits";
+    E2eVault vault;
+    TempDir out;
+    // Two secrets with different intermediates, so that every init writes a new generation.
+    (void)putNewIntermediate(vault, "istio/a", "E2E istiod Intermediate A");
+    (void)putNewIntermediate(vault, "istio/b", "E2E istiod Intermediate B");
+    const std::string token = vault.tokenFile();
+    const auto args = [&](const std::string& path) {
+      return concat(concat({"init", "--dir", out.path(), "--auth-method", "token", "--token-file", token},
+                           vault.connectArgs()),
+                    E2eVault::kvArgs(path));
+    };
+    DanglingReader reader(out);
+    const auto t0 = Steady::now();
+    int exits_ok = 0;
+    constexpr int kRounds = 20;
+    for (int round = 0; round < kRounds; ++round) {
+      auto a = startAgent(args("istio/a"));
+      auto b = startAgent(args("istio/b"));
+      const auto ca = a->wait(seconds(30)), cb = b->wait(seconds(30));
+      INFO(a->err() << b->err());
+      CHECK(ca == 0);
+      CHECK(cb == 0);
+      exits_ok += (ca == 0) + (cb == 0);
+      scanOutput(*a);
+      scanOutput(*b);
+    }
+    reader.finish();
+    CHECK(reader.dangling == 0);
+    CHECK(reader.reads > 0);
+    CHECK(generations(out) == 1);
+    CHECK(runAgent({"check", "--dir", out.path(), "--min-remaining", "1s"}).exit_code == 0);
+    matrix.add({"two inits racing (" + std::to_string(kRounds) + " rounds)", "kv",
+                std::to_string(exits_ok) + "/" + std::to_string(2 * kRounds) + " exit 0 (serialised by ..lock); " +
+                    std::to_string(reader.dangling.load()) + " dangling of " + std::to_string(reader.reads.load()) +
+                    " reads",
+                msSince(t0), reader.dangling == 0 && generations(out) == 1, "none"});
+  }
+
+  SECTION("init beside a running sidecar, and a second sidecar") {
+    table = "hostile-init-and-sidecars";
+    Sidecar s;
+    s.setUpPki();
+    s.start(s.pkiArgs("1h", "10m"));  // no renewal during the test
+    REQUIRE(s.waitPublished(1));
+    DanglingReader reader(s.out);
+    const auto before = snapshotTree(s.out.path());
+
+    const auto t0 = Steady::now();
+    ProcessResult init = runAgent(concat(concat({"init", "--dir", s.out.path(), "--auth-method", "token",
+                                                 "--token-file", s.token_file, "--source", "pki", "--pki-sign-path",
+                                                 kSignPath, "--ttl", "1h"},
+                                                s.vault.connectArgs()),
+                                         {"--min-remaining", "1s"}));
+    const long long init_ms = msSince(t0);
+    INFO(init.err);
+    CHECK(init.exit_code == 6);
+    CHECK_THAT(init.err, Catch::Contains(holderText(*s.agent, "sidecar")));
+    CHECK(init_ms >= 9000);  // it waited for the lock (10 s) before giving up
+    CHECK(snapshotTree(s.out.path()) == before);
+
+    const auto t1 = Steady::now();
+    auto second = startAgent(s.args);
+    const auto code = second->wait(seconds(30));
+    const long long second_ms = msSince(t1);
+    INFO(second->err());
+    CHECK(code == 6);
+    CHECK_THAT(second->err(), Catch::Contains(holderText(*s.agent, "sidecar")));
+    scanOutput(*second);
+    CHECK(snapshotTree(s.out.path()) == before);
+    reader.finish();
+    CHECK(reader.dangling == 0);
+    CHECK(httpGet(s.port, "/readyz").status == 200);
+    s.stop();
+
+    matrix.add({"init beside a running sidecar", "pki",
+                "exit " + std::to_string(init.exit_code) + " after " + std::to_string(init_ms) +
+                    " ms, holder named: " + (init.err.find(holderText(*s.agent, "sidecar")) != std::string::npos ? "yes" : "NO"),
+                std::nullopt, snapshotTree(s.out.path()) == before, leakedSecret(init.err + init.out).empty() ? "none" : "LEAK"});
+    matrix.add({"second sidecar on the same directory", "pki",
+                "exit " + std::to_string(code.value_or(-1)) + " after " + std::to_string(second_ms) +
+                    " ms; first kept serving, " + std::to_string(reader.dangling.load()) + " dangling reads",
+                std::nullopt, reader.dangling == 0, "none"});
+  }
+  CHECK(matrix.publish(table));
+}
+
+TEST_CASE("a storm of SIGHUPs and POST /rotate mints at most one intermediate per --rotate-min-interval",
+          "[hostile-e2e][rotate-storm]") {
+  Sidecar s;
+  s.setUpPki();
+  s.start(concat(s.pkiArgs("1h", "10m"), {"--rotate-min-interval", "2s"}));
+  REQUIRE(s.waitPublished(1));
+  VaultTestServer& server = s.vault.server();
+  const std::size_t before = issued(server);
+
+  std::atomic<bool> storming{true};
+  std::atomic<int> posts{0}, hups{0};
+  const auto t0 = Steady::now();
+  std::thread poster([&] {
+    while (storming) {
+      httplib::Client c("127.0.0.1", s.port);
+      if (auto r = c.Post("/rotate"); r && r->status == 202) ++posts;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  });
+  while (Steady::now() - t0 < seconds(5)) {
+    s.agent->signal(SIGHUP);
+    ++hups;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  storming = false;
+  poster.join();
+  const double storm_s = static_cast<double>(msSince(t0)) / 1000.0;
+  // A trigger inside the interval is deferred to its end, not dropped: give it the interval
+  // and a generous margin.
+  std::this_thread::sleep_for(seconds(4));
+  const std::size_t minted = issued(server) - before;
+  const std::size_t bound = static_cast<std::size_t>(std::ceil(storm_s / 2.0)) + 1;
+  INFO("SIGHUPs " << hups << ", POST /rotate " << posts << ", storm " << storm_s << " s, minted " << minted
+                  << ", bound " << bound);
+  CHECK(hups > 100);
+  CHECK(posts > 20);
+  CHECK(minted >= 2);
+  CHECK(minted <= bound);
+  CHECK(s.agent->count("event=rotate_deferred") >= 1);
+  CHECK(httpGet(s.port, "/readyz").status == 200);
+  s.stop();
+
+  FaultMatrix matrix{"sidecar hostile conditions: forced-rotation storm"};
+  matrix.add({std::to_string(hups.load()) + " SIGHUPs + " + std::to_string(posts.load()) + " POST /rotate in " +
+                  std::to_string(static_cast<int>(std::lround(storm_s))) + " s, --rotate-min-interval 2s",
+              "pki", std::to_string(minted) + " intermediates minted (bound " + std::to_string(bound) + ")",
+              std::nullopt, true, "none"});
+  CHECK(matrix.publish("hostile-rotate-storm"));
+}
+
+TEST_CASE("a KV change right after a publish whose confirmation never arrives is published within a few polls",
+          "[hostile-e2e][confirm]") {
+  Sidecar s;
+  // istiod never reports the new certificate: every confirmation runs to --confirm-timeout.
+  const std::vector<std::string> kv = E2eVault::kvArgs();
+  std::vector<std::string> args =
+      concat(s.baseArgs({"--auth-method", "token", "--token-file", s.vault.tokenFile()}), kv);
+  for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--istiod-metrics-url") args[i + 1] = "http://127.0.0.1:" + std::to_string(freePort()) + "/metrics";
+    if (args[i] == "--confirm-timeout") args[i + 1] = "20s";
+  }
+  s.start(args);
+  REQUIRE(s.waitPublished(1));
+  const auto t0 = Steady::now();
+  const TestCa next = putNewIntermediate(s.vault, "istio/cacerts", "E2E istiod Intermediate 2");
+  INFO(s.agent->err());
+  // --kv-poll-interval is 300 ms: well within 5 s, and far below the 20 s confirm timeout.
+  const bool published = eventually([&] { return s.file("ca-cert.pem") == next.cert.pem(); }, seconds(15));
+  const long long took = msSince(t0);
+  CHECK(published);
+  CHECK(took < 5000);
+  CHECK(s.agent->count("event=reload_not_confirmed") == 0);  // the first is still pending
+  s.stop();
+
+  FaultMatrix matrix{"sidecar hostile conditions: reload confirmation never arrives"};
+  matrix.add({"KV change right after a publish, istiod never confirms (--confirm-timeout 20s)", "kv",
+              published ? "published while the confirmation was pending" : "FAIL: not published",
+              published ? std::optional<long long>(took) : std::nullopt, true, "none"});
+  CHECK(matrix.publish("hostile-confirm-pending"));
+}
+
+TEST_CASE("the agent is not dumpable: SIGABRT leaves no core and its memory is closed to its own uid",
+          "[hostile-e2e][core]") {
+  TempDir cwd(false);
+  TempDir out;
+  ::chmod(out.path().c_str(), 0777);
+  ::chmod(cwd.path().c_str(), 0777);
+  const std::string token = cwd.file("token");
+  {
+    std::ofstream(token) << "hvs.not-a-real-token\n";
+  }
+  ::chmod(token.c_str(), 0644);
+  // Vault is unreachable: the sidecar keeps retrying its first publish for --timeout,
+  // holding the token in memory.
+  const std::vector<std::string> agent_args = {
+      agentBinary(), "sidecar", "--dir", out.path(), "--listen", "127.0.0.1:0", "--vault-addr",
+      "https://127.0.0.1:1", "--auth-method", "token", "--token-file", token, "--source", "pki",
+      "--pki-sign-path", kSignPath, "--timeout", "60s", "--istiod-metrics-url", ""};
+  const auto shell = [&](const std::string& prefix, const std::vector<std::string>& cmd) {
+    std::string line = "ulimit -c unlimited; cd '" + cwd.path() + "' && exec " + prefix;
+    for (const auto& a : cmd) line += " '" + a + "'";
+    return std::make_unique<BackgroundProcess>("/bin/sh", std::vector<std::string>{"-c", line});
+  };
+  const auto cores = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(cwd.path())) n += e.path().filename().string().rfind("core", 0) == 0;
+    return n;
+  };
+  FaultMatrix matrix{"sidecar hostile conditions: core dumps"};
+  std::string table;
+
+  SECTION("SIGABRT") {
+    table = "hostile-core-abort";
+    // The control: a dumpable process in the same place does leave a core here.
+    auto control = shell("", {"/bin/sleep", "30"});
+    std::this_thread::sleep_for(milliseconds(200));
+    control->signal(SIGABRT);
+    REQUIRE(control->wait(seconds(10)) == 128 + SIGABRT);
+    const bool control_dumped = eventually([&] { return cores() > 0; }, seconds(5));
+    if (!control_dumped) {
+      WARN("no core from a dumpable process: core_pattern sends cores elsewhere; see the /proc/<pid>/mem section");
+    }
+    for (const auto& e : fs::directory_iterator(cwd.path())) {
+      if (e.path().filename().string().rfind("core", 0) == 0) fs::remove(e.path());
+    }
+    auto agent = shell("", agent_args);
+    REQUIRE(agent->waitForErr("event=vault_retry", seconds(20)));
+    agent->signal(SIGABRT);
+    REQUIRE(agent->wait(seconds(10)) == 128 + SIGABRT);
+    std::this_thread::sleep_for(milliseconds(500));  // a core would be complete by now
+    CHECK(cores() == 0);
+    matrix.add({"SIGABRT with ulimit -c unlimited", "process",
+                std::string("no core (a dumpable control process ") + (control_dumped ? "dumped one" : "was not dumped either") + ")",
+                std::nullopt, true, cores() == 0 ? "none" : "CORE FILE"});
+  }
+
+  SECTION("/proc/<pid>/mem from another process of the same uid") {
+    table = "hostile-core-proc-mem";
+    const std::string nobody = "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups";
+    auto control = shell(nobody, {"/bin/sleep", "30"});
+    auto agent = shell(nobody, agent_args);
+    REQUIRE(agent->waitForErr("event=vault_retry", seconds(20)));
+    std::this_thread::sleep_for(milliseconds(200));
+    // Opens /proc/<pid>/mem as uid 65534 in a child; its exit code is the errno (0: opened).
+    const auto openAsNobody = [](pid_t pid) {
+      const pid_t child = ::fork();
+      if (child == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(200);
+        const int fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY);
+        ::_exit(fd >= 0 ? 0 : errno);
+      }
+      int status = 0;
+      ::waitpid(child, &status, 0);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    };
+    CHECK(openAsNobody(control->pid()) == 0);  // the control proves the check can fail
+    const int agent_errno = openAsNobody(agent->pid());
+    CHECK(agent_errno == EACCES);
+    struct stat st {};
+    REQUIRE(::stat(("/proc/" + std::to_string(agent->pid()) + "/mem").c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);  // a non-dumpable process's /proc files belong to root
+    agent->signal(SIGTERM);
+    control->signal(SIGTERM);
+    matrix.add({"open /proc/<pid>/mem as the agent's own uid (65534)", "process",
+                agent_errno == EACCES ? "refused (EACCES); a dumpable control was readable" : "FAIL: errno " + std::to_string(agent_errno),
+                std::nullopt, true, agent_errno == EACCES ? "none" : "MEMORY READABLE"});
+  }
+  CHECK(matrix.publish(table));
+}
+
+}  // namespace cacerts::testing
