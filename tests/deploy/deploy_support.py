@@ -366,6 +366,9 @@ class ContractAssertions(unittest.TestCase):
             self.assertAgentContainer(inits[0], "init", VALUES_CA_DIR, VALUES_CA_VOLUME)
         else:
             self.fail(f"unknown values variant {variant}")
+        # The render-time guard rendered to the values file's name.
+        self.assertEqual(env_map(inits[0]).get("CACERTS_INSTALLED_BY"),
+                         f"helm/values-{variant}.yaml")
 
     def assertOnlyIntendedChanges(self, before_docs, after_docs, strip, check_other=None):
         """Every document is as rendered, except istiod Deployments, which equal the input once

@@ -37,10 +37,13 @@ def without_agent_values(values):
             env.pop("ROOT_CA_DIR", None)
             if not env:
                 scope.pop("env")
+    if values.get("pilot") == {}:
+        values.pop("pilot")
     return values
 
 
-class HelmChartTest(ContractAssertions):
+class HelmRender(ContractAssertions):
+    """A real helm with its own empty home; renders of the charts in the test data."""
 
     @classmethod
     def setUpClass(cls):
@@ -74,6 +77,13 @@ class HelmChartTest(ContractAssertions):
         for word in variant.split():
             extra += ["--post-renderer-args", word]
         return load_docs(self.template(version, revision, *extra))
+
+    def render(self, version, *extra):
+        argv = [self.helm, "template", "istiod", chart_dir(version), "--namespace", "istio-system"]
+        return run(argv + list(extra), env=self.env)
+
+
+class HelmChartTest(HelmRender):
 
     def assertRevision(self, deployment, revision):
         name = "istiod-" + revision if revision else "istiod"
@@ -125,8 +135,8 @@ class HelmChartTest(ContractAssertions):
                              without_agent_values(json.loads(text)), f"{key} of {doc_key(before)}")
         if before["metadata"]["name"].startswith("values"):
             given = json.loads(after["data"]["original-values"])
-            self.assertEqual(given["initContainers"], read_yaml_file(
-                os.path.join(HELM_VALUES_DIR, values))["initContainers"])
+            self.assertEqual(given["pilot"]["initContainers"], read_yaml_file(
+                os.path.join(HELM_VALUES_DIR, values))["pilot"]["initContainers"])
         return True
 
     def test_values_and_post_renderer_configure_the_same_agent(self):
@@ -159,6 +169,137 @@ class HelmChartTest(ContractAssertions):
                 result = run(argv, env=self.env)
                 self.assertNotEqual(result.returncode, 0)
                 self.assertIn("nothing was patched", result.stderr)
+
+
+def user_values(tmp, name, values):
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(values, f)  # JSON is YAML
+    return path
+
+
+USER_INIT = {"name": "user-init", "image": "busybox", "command": ["true"]}
+USER_VOLUME = {"name": "user-data", "emptyDir": {}}
+USER_MOUNT = {"name": "user-data", "mountPath": "/var/lib/user"}
+
+
+class FailClosedTest(HelmRender):
+    """post-render.sh --verify on what helm renders, and the values files' render-time guard
+    against a user's own initContainers, volumes, volumeMounts or env (the charts copy
+    `pilot.*` over the top-level values, so a user's `pilot` list replaces ours)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.TemporaryDirectory(prefix="cacerts-user-values-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        super().tearDownClass()
+
+    def values(self, variant):
+        return os.path.join(HELM_VALUES_DIR, VALUES_FILES[variant])
+
+    def assertVerified(self, text):
+        result = run([POST_RENDER, "--verify"], input=text)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, text, "--verify must pass its input through unchanged")
+        self.assertIn("1 istiod Deployment(s) wired to cacerts-agent", result.stderr)
+
+    def assertRejected(self, text, reason):
+        result = run([POST_RENDER, "--verify"], input=text)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(result.stdout, "")
+        self.assertIn(reason, result.stderr)
+
+    def test_verify_passes_every_install_path_through_unchanged(self):
+        for version in CHART_VERSIONS:
+            for variant in POST_RENDER_VARIANTS + ("sidecar vault-ca-secret",):
+                with self.subTest(chart=version, post_render=variant):
+                    args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+                    result = self.render(version, "--post-renderer", POST_RENDER, *args)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertVerified(result.stdout)
+            for variant in VALUES_FILES:
+                with self.subTest(chart=version, values=variant):
+                    plain = self.render(version, "-f", self.values(variant))
+                    self.assertEqual(plain.returncode, 0, plain.stderr)
+                    self.assertVerified(plain.stdout)
+                    # As a post-renderer on the values-only path: helm installs exactly what
+                    # it rendered, or nothing.
+                    verified = self.render(version, "-f", self.values(variant),
+                                         "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                    self.assertEqual(verified.returncode, 0, verified.stderr)
+                    self.assertEqual(load_docs(verified.stdout), load_docs(plain.stdout))
+
+    def test_verify_fails_an_install_without_the_agent(self):
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                self.assertRejected(self.plainRender(version, ""), "istio-system/istiod: volume cacerts")
+                result = self.render(version, "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn("no agent init container", result.stderr)
+
+    def test_a_later_users_volumes_mounts_or_ca_dir_fail_the_render(self):
+        cases = {
+            "pilot-volumes": {"pilot": {"volumes": [USER_VOLUME]}},
+            "pilot-mounts": {"pilot": {"volumeMounts": [USER_MOUNT]}},
+            "pilot-both": {"pilot": {"volumes": [USER_VOLUME], "volumeMounts": [USER_MOUNT]}},
+            "pilot-env": {"pilot": {"env": {"ROOT_CA_DIR": "/etc/cacerts"}}},
+        }
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                for case, values in cases.items():
+                    with self.subTest(chart=version, values=variant, user=case):
+                        user = user_values(self.tmp.name, case + ".yaml", values)
+                        result = self.render(version, "-f", self.values(variant), "-f", user)
+                        self.assertNotEqual(result.returncode, 0, "rendered despite the user's values")
+                        self.assertIn("cacerts-agent: a later values file or --set replaced", result.stderr)
+                        self.assertIn(f"Give -f helm/{VALUES_FILES[variant]} last", result.stderr)
+                with self.subTest(chart=version, values=variant, user="--set"):
+                    result = self.render(version, "-f", self.values(variant),
+                                       "--set", "pilot.volumeMounts[0].name=x,pilot.volumeMounts[0].mountPath=/x")
+                    self.assertIn("cacerts-agent: a later values file or --set replaced", result.stderr)
+
+    def test_ours_given_last_win_over_the_users_lists(self):
+        lists = {"initContainers": [USER_INIT], "volumes": [USER_VOLUME], "volumeMounts": [USER_MOUNT]}
+        cases = {
+            "pilot-before": ("before", {"pilot": dict(lists)}),
+            "top-level-before": ("before", dict(lists)),
+            # Top-level lists lose to our `pilot` ones whatever the order.
+            "top-level-after": ("after", dict(lists, env={"ROOT_CA_DIR": "/etc/cacerts"})),
+            # Maps merge: the user's env keeps ours.
+            "pilot-env-after": ("after", {"pilot": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}),
+        }
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                for case, (order, values) in cases.items():
+                    with self.subTest(chart=version, values=variant, user=case):
+                        user = user_values(self.tmp.name, case + ".yaml", values)
+                        files = [user, self.values(variant)] if order == "before" else \
+                            [self.values(variant), user]
+                        result = self.render(version, *[a for f in files for a in ("-f", f)])
+                        self.assertEqual(result.returncode, 0, result.stderr)
+                        [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                        self.assertValuesPod(deployment, variant)
+                        self.assertVerified(result.stdout)
+
+    def test_a_later_users_init_containers_are_caught_by_verify(self):
+        # The one replacement no values file can guard against: the guard lives in the
+        # initContainers that the user's list replaced. istiod would start with an empty CA
+        # directory and sign with a self-signed root; --verify refuses it.
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                with self.subTest(chart=version, values=variant):
+                    user = user_values(self.tmp.name, "pilot-init.yaml", {"pilot": {"initContainers": [USER_INIT]}})
+                    result = self.render(version, "-f", self.values(variant), "-f", user)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertRejected(result.stdout, "no agent init container")
+                    result = self.render(version, "-f", self.values(variant), "-f", user,
+                                       "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                    self.assertNotEqual(result.returncode, 0)
+                    self.assertIn("istiod would start without its CA", result.stderr)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,141 @@ class PostRenderTest(ContractAssertions):
             self.assertEqual(result.stdout, "")
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def istiod_of(docs):
+    return next(d for d in docs if is_istiod_deployment(d))
+
+
+def container(docs, name):
+    spec = pod_spec(istiod_of(docs))
+    return by_name(spec["containers"] + (spec.get("initContainers") or []))[name]
+
+
+class VerifyTest(unittest.TestCase):
+    """post-render.sh --verify: every way the wiring can be wrong is refused and named."""
+
+    def patched(self, variant, name="istiod-1.30-deployment.yaml"):
+        return load_docs(kustomize_with_components(read_testdata(name), VARIANTS[variant]))
+
+    def verify(self, docs):
+        return post_render(dump_docs(docs) if isinstance(docs, list) else docs, ["--verify"])
+
+    def test_every_variant_passes_through_unchanged(self):
+        for name in INPUTS:
+            for variant, components in VARIANTS.items():
+                with self.subTest(input=name, variant=variant):
+                    text = kustomize_with_components(read_testdata(name), components)
+                    result = self.verify(text)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertEqual(result.stdout, text)
+
+    def test_each_broken_wiring_is_refused_with_its_reason(self):
+        def volume(docs, name):
+            return by_name(pod_spec(istiod_of(docs))["volumes"])[name]
+
+        def mount(docs, c, volume_name):
+            return by_name(container(docs, c)["volumeMounts"])[volume_name]
+
+        def drop_init(docs):
+            pod_spec(istiod_of(docs)).pop("initContainers")
+
+        def set_env(docs, c, key, value):
+            container(docs, c)["env"].append({"name": key, "value": value})
+
+        cases = [
+            ("sidecar", lambda d: volume(d, "cacerts").update(secret={"secretName": "cacerts"}),
+             "has source(s) emptyDir,secret,"),
+            ("sidecar", lambda d: volume(d, "cacerts")["emptyDir"].pop("medium"), "not medium: Memory"),
+            ("sidecar", drop_init, "no agent init container"),
+            ("native-sidecar", lambda d: container(d, "cacerts-agent").pop("restartPolicy"),
+             "without restartPolicy: Always"),
+            ("native-sidecar", lambda d: container(d, "cacerts-agent").pop("startupProbe"), "no startupProbe"),
+            ("init-only", lambda d: container(d, "discovery")["volumeMounts"].remove(mount(d, "discovery", "cacerts")),
+             "discovery mounts nothing at its CA directory /etc/cacerts"),
+            ("init-only", lambda d: mount(d, "discovery", "cacerts").update(readOnly=False),
+             "discovery mounts cacerts at /etc/cacerts read-write"),
+            ("init-only", lambda d: mount(d, "cacerts-init", "cacerts").update(readOnly=True),
+             "cacerts-init mounts cacerts at /etc/cacerts read-only"),
+            ("init-only", lambda d: set_env(d, "discovery", "ROOT_CA_DIR", "/var/run/elsewhere"),
+             "discovery mounts nothing at its CA directory /var/run/elsewhere"),
+            ("init-only", lambda d: container(d, "discovery")["env"].append(
+                {"name": "ROOT_CA_DIR", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "y"}}}),
+             "ROOT_CA_DIR of discovery comes from valueFrom"),
+            ("sidecar", lambda d: mount(d, "cacerts-agent", "cacerts").update(mountPath="/tmp/ca"),
+             "cacerts-agent writes /etc/cacerts but does not mount volume cacerts"),
+            ("sidecar", lambda d: container(d, "cacerts-init").update(args=["check"]), "runs check, not init or sidecar"),
+        ]
+        for variant, breakage, reason in cases:
+            with self.subTest(variant=variant, reason=reason):
+                docs = self.patched(variant)
+                breakage(docs)
+                result = self.verify(docs)
+                self.assertEqual(result.returncode, 1, result.stderr)
+                self.assertEqual(result.stdout, "")
+                self.assertIn("post-render.sh: verify: istio-system/istiod: ", result.stderr)
+                self.assertIn(reason, result.stderr)
+
+    def test_one_bad_revision_fails_the_stream_and_is_named(self):
+        good = self.patched("native-sidecar")
+        bad = renamed(load_docs(read_testdata("istiod-1.30-deployment.yaml")), "istiod-canary", "canary")
+        result = self.verify(good + bad)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("istio-system/istiod-canary:", result.stderr)
+        self.assertNotIn("istio-system/istiod:", result.stderr)
+
+    def test_input_without_istiod_fails(self):
+        docs = [d for d in load_docs(read_testdata("istiod-1.24-chart-full.yaml")) if not is_istiod_deployment(d)]
+        for text in (dump_docs(docs), ""):
+            result = self.verify(text)
+            self.assertEqual(result.returncode, 1)
+            self.assertEqual(result.stdout, "")
+
+    def test_verify_takes_no_patch_arguments(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for args in (["--verify", "sidecar"], ["multiroot", "--verify"], ["--verify", "--image", "x/y:1"]):
+            with self.subTest(args=args):
+                result = post_render(text, args)
+                self.assertEqual(result.returncode, 2)
+                self.assertIn("--verify", result.stderr)
+
+
+class ImageTest(unittest.TestCase):
+    """The agent image on the post-renderer path: --image REF or $CACERTS_AGENT_IMAGE."""
+
+    def images(self, args=(), env=None):
+        result = post_render(read_testdata("istiod-1.30-deployment.yaml"), args,
+                             env=dict(os.environ, **(env or {})))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        spec = pod_spec(istiod_of(load_docs(result.stdout)))
+        return {c["name"]: c["image"] for c in spec["containers"] + spec["initContainers"]
+                if c["name"].startswith("cacerts-")}
+
+    def test_image_by_digest_tag_or_both_reaches_every_agent_container(self):
+        for ref in ("registry.example:5000/team/cacerts-agent@" + DIGEST,
+                    "registry.example/cacerts-agent:0.2.0",
+                    "registry.example/cacerts-agent:0.2.0@" + DIGEST):
+            with self.subTest(ref=ref):
+                self.assertEqual(self.images(["--image", ref]), {"cacerts-init": ref, "cacerts-agent": ref})
+                self.assertEqual(self.images(["native-sidecar", f"--image={ref}"]), {"cacerts-agent": ref})
+
+    def test_the_environment_sets_the_image_and_the_flag_wins(self):
+        ref = "registry.example/cacerts-agent@" + DIGEST
+        self.assertEqual(set(self.images(env={"CACERTS_AGENT_IMAGE": ref}).values()), {ref})
+        self.assertEqual(set(self.images(["--image", "other.example/agent:1"],
+                                         env={"CACERTS_AGENT_IMAGE": ref}).values()), {"other.example/agent:1"})
+
+    def test_bad_references_are_refused(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for args in (["--image"], ["--image", "Registry/UPPER"], ["--image", "x/y@sha256:short"],
+                     ["--image", "x/y:tag with space"]):
+            with self.subTest(args=args):
+                result = post_render(text, args)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertEqual(result.stdout, "")
+
+
 class SingleSourceTest(ContractAssertions):
     """The agent containers of every variant and of the Helm values files agree, so the install
     paths cannot drift apart."""
@@ -202,9 +337,13 @@ class SingleSourceTest(ContractAssertions):
         }
 
     def valuesAgents(self):
+        """The `pilot` values of each file: the chart copies them over the top-level ones
+        (templates/zzy_descope_legacy.yaml), so they win over a user's top-level lists."""
         native = read_yaml_file(os.path.join(HELM_VALUES_DIR, "values-native-sidecar.yaml"))
         init = read_yaml_file(os.path.join(HELM_VALUES_DIR, "values-init-only.yaml"))
-        return native, init
+        for values in (native, init):
+            self.assertEqual(list(values), ["pilot"])
+        return native["pilot"], init["pilot"]
 
     def test_values_files_configure_the_agent_like_the_kustomize_patch(self):
         agents = self.kustomizeAgents()
@@ -247,8 +386,10 @@ class SingleSourceTest(ContractAssertions):
 
 
 def as_kustomize_dir(container):
-    """A values-file container with its CA directory moved back to /etc/cacerts."""
+    """A values-file container with its CA directory moved back to /etc/cacerts, without the
+    values files' CACERTS_INSTALLED_BY guard."""
     c = copy.deepcopy(container)
+    c["env"] = [e for e in c["env"] if e["name"] != "CACERTS_INSTALLED_BY"]
     for e in c["env"]:
         if e["name"] == "CACERTS_AGENT_DIR":
             e["value"] = "/etc/cacerts"
