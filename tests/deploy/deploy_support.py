@@ -112,6 +112,17 @@ def require_helm():
     return os.path.join(TOOLS_DIR, "helm")
 
 
+def require_helm4():
+    """Path of a Helm 4 binary: $CACERTS_HELM4, else the pinned download. Raises
+    unittest.SkipTest with the reason when it cannot be had."""
+    if os.environ.get("CACERTS_HELM4"):
+        return os.environ["CACERTS_HELM4"]
+    ok, reason = fetch_tools()
+    if not ok:
+        raise unittest.SkipTest("no Helm 4 binary could be fetched: " + reason)
+    return os.path.join(TOOLS_DIR, "helm4")
+
+
 def testdata_dir():
     """The Istio inputs: $CACERTS_ISTIO_TESTDATA, else the copy in tests/deploy/testdata.
 

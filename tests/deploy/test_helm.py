@@ -16,7 +16,7 @@ import tempfile  # noqa: E402
 from deploy_support import (  # noqa: E402
     HELM_VALUES_DIR, POST_RENDER, VARIANTS, ContractAssertions,
     by_name, chart_dir, doc_key, is_istiod_deployment, kustomize_with_components, load_docs, pod_spec,
-    read_yaml_file, require_helm, require_kubectl, run, run_tests, strip_kustomize_changes,
+    KUSTOMIZE_DIR, read_yaml_file, require_helm, require_helm4, require_kubectl, run, run_tests, strip_kustomize_changes,
     strip_values_changes)
 from test_kustomize import as_kustomize_dir  # noqa: E402
 
@@ -300,6 +300,52 @@ class FailClosedTest(HelmRender):
                                        "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
                     self.assertNotEqual(result.returncode, 0)
                     self.assertIn("istiod would start without its CA", result.stderr)
+
+
+class Helm4PluginTest(HelmRender):
+    """kustomize/plugin.yaml: the same post-renderer as a Helm 4 plugin (Helm 4 takes a plugin
+    name for --post-renderer), installed into an empty helm home by a real Helm 4."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.helm3 = cls.helm
+        cls.helm = require_helm4()
+        install = run([cls.helm, "plugin", "install", KUSTOMIZE_DIR], env=cls.env)
+        if install.returncode != 0:
+            raise AssertionError(f"helm plugin install failed: {install.stdout}{install.stderr}")
+
+    def test_helm_4_lists_the_plugin(self):
+        result = run([self.helm, "version", "--short"], env=self.env)
+        self.assertTrue(result.stdout.startswith("v4."), result.stdout)
+        result = run([self.helm, "plugin", "list"], env=self.env)
+        self.assertRegex(result.stdout, r"cacerts-agent\s+0\.1\.0\s+postrenderer/v1")
+
+    def test_the_plugin_renders_what_the_helm_3_script_renders(self):
+        for version in CHART_VERSIONS:
+            for variant in ("sidecar", "native-sidecar multiroot"):
+                with self.subTest(chart=version, variant=variant):
+                    args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+                    by_plugin = self.render(version, "--post-renderer", "cacerts-agent", *args)
+                    self.assertEqual(by_plugin.returncode, 0, by_plugin.stderr)
+                    docs = load_docs(by_plugin.stdout)
+                    [deployment] = self.patchedIstiods(docs)
+                    self.assertKustomizePod(deployment, variant)
+                    helm3 = run([self.helm3, "template", "istiod", chart_dir(version), "--namespace",
+                                 "istio-system", "--post-renderer", POST_RENDER, *args], env=self.env)
+                    self.assertEqual(helm3.returncode, 0, helm3.stderr)
+                    self.assertEqual(sorted(map(str, docs)), sorted(map(str, load_docs(helm3.stdout))))
+
+    def test_the_plugin_verifies_and_fails_closed(self):
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                values = os.path.join(HELM_VALUES_DIR, VALUES_FILES["native-sidecar"])
+                good = self.render(version, "-f", values, "--post-renderer", "cacerts-agent",
+                                   "--post-renderer-args", "--verify")
+                self.assertEqual(good.returncode, 0, good.stderr)
+                bad = self.render(version, "--post-renderer", "cacerts-agent", "--post-renderer-args", "--verify")
+                self.assertNotEqual(bad.returncode, 0)
+                self.assertIn('plugin "cacerts-agent" exited with error', bad.stderr)
 
 
 if __name__ == "__main__":
