@@ -40,11 +40,15 @@ VALUES_CA_VOLUME = "cacerts-memory"
 METRICS_PORT_NAME = "http-metrics"
 METRICS_PORT = 9797
 AGENT_CONTAINERS = ("cacerts-init", "cacerts-agent")
-AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME)
+# An empty volume over the service-account mount point keeps istiod's API token out of the
+# agent containers.
+API_TOKEN_MASK_VOLUME = "cacerts-agent-no-api-token"
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME)
 
+# No runAsUser/runAsGroup: the image's USER 1337:1337 on plain Kubernetes, the namespace's
+# assigned UID (the same for every container of the pod) on OpenShift.
 SECURITY_CONTEXT = {
-    "runAsUser": 1337,
-    "runAsGroup": 1337,
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
     "allowPrivilegeEscalation": False,
@@ -101,26 +105,24 @@ def require_kubectl():
 
 
 def require_helm():
-    """Path of the helm binary: $CACERTS_HELM, else the pinned download (not whatever helm is
-    on PATH, so that results do not depend on the machine). Raises unittest.SkipTest with the
-    reason when it cannot be had."""
-    if os.environ.get("CACERTS_HELM"):
-        return os.environ["CACERTS_HELM"]
-    ok, reason = fetch_tools()
-    if not ok:
-        raise unittest.SkipTest("no helm binary could be fetched: " + reason)
-    return os.path.join(TOOLS_DIR, "helm")
+    """Path of the helm 3 binary: $CACERTS_HELM, else the pinned download (not whatever helm
+    is on PATH, so that results do not depend on the machine). Raises unittest.SkipTest with
+    the reason when it cannot be had."""
+    return _pinned_tool("CACERTS_HELM", "helm")
 
 
 def require_helm4():
-    """Path of a Helm 4 binary: $CACERTS_HELM4, else the pinned download. Raises
-    unittest.SkipTest with the reason when it cannot be had."""
-    if os.environ.get("CACERTS_HELM4"):
-        return os.environ["CACERTS_HELM4"]
+    """Path of a Helm 4 binary: $CACERTS_HELM4, else the pinned download."""
+    return _pinned_tool("CACERTS_HELM4", "helm4")
+
+
+def _pinned_tool(variable, tool):
+    if os.environ.get(variable):
+        return os.environ[variable]
     ok, reason = fetch_tools()
     if not ok:
-        raise unittest.SkipTest("no Helm 4 binary could be fetched: " + reason)
-    return os.path.join(TOOLS_DIR, "helm4")
+        raise unittest.SkipTest(f"no {tool} binary could be fetched: " + reason)
+    return os.path.join(TOOLS_DIR, tool)
 
 
 def testdata_dir():
@@ -259,7 +261,9 @@ class ContractAssertions(unittest.TestCase):
         self.assertEqual(set(res["requests"]), {"cpu", "memory"}, name)
         self.assertIn("memory", res["limits"], name)
         mounts = by_name(c["volumeMounts"])
-        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME}, name)
+        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME}, name)
+        self.assertEqual(mounts[API_TOKEN_MASK_VOLUME], {
+            "name": API_TOKEN_MASK_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True}, name)
         self.assertEqual(mounts[ca_volume]["mountPath"], ca_dir, name)
         self.assertFalse(mounts[ca_volume].get("readOnly", False), f"{name} must write {ca_dir}")
         self.assertEqual(mounts[TOKEN_VOLUME]["mountPath"], TOKEN_MOUNT, name)
@@ -293,6 +297,8 @@ class ContractAssertions(unittest.TestCase):
         ref = ca[vault_ca_from]
         self.assertEqual(ref.get("name") or ref.get("secretName"), VAULT_CA_CONFIGMAP)
         self.assertEqual(ref["items"], [{"key": "ca.crt", "path": "ca.crt"}])
+        self.assertEqual(volumes[API_TOKEN_MASK_VOLUME], {"name": API_TOKEN_MASK_VOLUME, "emptyDir": {
+            "medium": "Memory", "sizeLimit": "1Ki"}})
         # The Vault token and CA reach the agent only.
         for c in spec["containers"] + (spec.get("initContainers") or []):
             used = {m["name"] for m in c.get("volumeMounts") or []}

@@ -14,6 +14,7 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 
 from deploy_support import (  # noqa: E402
+    AGENT_CONTAINERS, API_TOKEN_DIR, API_TOKEN_MASK_VOLUME, METRICS_PORT, TOKEN_VOLUME, env_map,
     HELM_VALUES_DIR, POST_RENDER, VARIANTS, ContractAssertions,
     by_name, chart_dir, doc_key, is_istiod_deployment, kustomize_with_components, load_docs, pod_spec,
     KUSTOMIZE_DIR, read_yaml_file, require_helm, require_helm4, require_kubectl, run, run_tests, strip_kustomize_changes,
@@ -300,6 +301,89 @@ class FailClosedTest(HelmRender):
                                        "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
                     self.assertNotEqual(result.returncode, 0)
                     self.assertIn("istiod would start without its CA", result.stderr)
+
+
+class PlatformTest(HelmRender):
+    """OpenShift, the chart's NetworkPolicy, and the API token kept out of the agent."""
+
+    def installs(self, version, *extra):
+        """(path, rendered docs) for every install path, with extra helm arguments."""
+        for variant in POST_RENDER_VARIANTS:
+            args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+            yield "post-render " + variant, self.render(version, *extra, "--post-renderer", POST_RENDER, *args)
+        for variant, values in VALUES_FILES.items():
+            yield "values " + variant, self.render(version, *extra, "-f", os.path.join(HELM_VALUES_DIR, values))
+
+    def test_openshift_renders_set_no_fixed_uid(self):
+        # restricted-v2 assigns a UID from the namespace's range to every container of the
+        # pod and rejects a fixed one outside it.
+        for version in CHART_VERSIONS:
+            for path, result in self.installs(version, "--set", "global.platform=openshift"):
+                with self.subTest(chart=version, path=path):
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                    spec = pod_spec(deployment)
+                    variant = path.split(" ", 1)[1]
+                    if path.startswith("values"):
+                        self.assertValuesPod(deployment, variant)
+                    else:
+                        self.assertKustomizePod(deployment, variant)
+                    for c in spec["containers"] + spec.get("initContainers", []):
+                        context = c.get("securityContext") or {}
+                        self.assertFalse({"runAsUser", "runAsGroup"} & set(context), c["name"])
+                    self.assertFalse({"runAsUser", "runAsGroup"} & set(spec.get("securityContext") or {}))
+                    verify = run([POST_RENDER, "--verify"], input=result.stdout)
+                    self.assertEqual(verify.returncode, 0, verify.stderr)
+
+    def test_the_charts_network_policy_admits_the_metrics_port(self):
+        plain = load_docs(self.render("1.30.0", "--set", "global.networkPolicy.enabled=true").stdout)
+        [original] = [d for d in plain if d["kind"] == "NetworkPolicy"]
+        metrics_rule = {"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}
+        for path, result in self.installs("1.30.0", "--set", "global.networkPolicy.enabled=true"):
+            with self.subTest(path=path):
+                self.assertEqual(result.returncode, 0, result.stderr)
+                [policy] = [d for d in load_docs(result.stdout) if d["kind"] == "NetworkPolicy"]
+                if path.startswith("post-render") and "init-only" not in path:
+                    self.assertEqual(policy["spec"]["ingress"], original["spec"]["ingress"] + [metrics_rule])
+                    self.assertEqual({k: v for k, v in policy["spec"].items() if k != "ingress"},
+                                     {k: v for k, v in original["spec"].items() if k != "ingress"})
+                else:
+                    # init-only has no port to open; values cannot reach the chart's policy.
+                    self.assertEqual(policy, original)
+        # Without the policy (the default, and chart 1.24) nothing is added.
+        for version in CHART_VERSIONS:
+            out = load_docs(self.render(version, "--post-renderer", POST_RENDER).stdout)
+            self.assertFalse([d for d in out if d["kind"] == "NetworkPolicy"])
+
+    def test_the_values_paths_extra_network_policy_admits_only_the_metrics_port(self):
+        policy = read_yaml_file(os.path.join(HELM_VALUES_DIR, "networkpolicy-agent-metrics.yaml"))
+        self.assertEqual(policy["spec"], {
+            "podSelector": {"matchLabels": {"app": "istiod"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]})
+
+    def test_the_agent_never_holds_the_api_token(self):
+        # kubelet mounts istiod's API token (which reads Secrets cluster-wide) into every
+        # container that has no mount of its own at the service-account path; the agent logs
+        # in to Vault with a token whose audience the API server does not accept.
+        for version in CHART_VERSIONS:
+            for path, result in self.installs(version):
+                with self.subTest(chart=version, path=path):
+                    [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                    spec = pod_spec(deployment)
+                    volumes = by_name(spec["volumes"])
+                    self.assertEqual(volumes[TOKEN_VOLUME]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+                                     "vault")
+                    for c in spec["containers"] + spec.get("initContainers", []):
+                        at_sa_dir = [m for m in c.get("volumeMounts", []) if m["mountPath"] == API_TOKEN_DIR]
+                        if c["name"] in AGENT_CONTAINERS:
+                            self.assertEqual([m["name"] for m in at_sa_dir], [API_TOKEN_MASK_VOLUME], c["name"])
+                            self.assertEqual(set(volumes[API_TOKEN_MASK_VOLUME]) - {"name"}, {"emptyDir"})
+                            jwt = env_map(c)["CACERTS_AGENT_JWT_FILE"]
+                            self.assertFalse(jwt.startswith(API_TOKEN_DIR), jwt)
+                            self.assertTrue(any(m["name"] == TOKEN_VOLUME and jwt.startswith(m["mountPath"] + "/")
+                                                for m in c["volumeMounts"]), jwt)
+                        else:
+                            self.assertEqual(at_sa_dir, [], f"{c['name']} must keep its API token")
 
 
 class Helm4PluginTest(HelmRender):

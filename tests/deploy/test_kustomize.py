@@ -359,7 +359,7 @@ class SingleSourceTest(ContractAssertions):
         ours = by_name(pod_spec(patch)["volumes"])
         for values in self.valuesAgents():
             theirs = by_name(values["volumes"])
-            for name in ("cacerts-agent-vault-token", "cacerts-agent-vault-ca"):
+            for name in ("cacerts-agent-vault-token", "cacerts-agent-vault-ca", "cacerts-agent-no-api-token"):
                 self.assertEqual(theirs[name], ours[name])
             expected_dir = dict(ours["cacerts"], name="cacerts-memory")
             del expected_dir["secret"]
