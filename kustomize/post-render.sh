@@ -19,6 +19,9 @@
 #   vault-ca-secret  read Vault's CA from Secret cacerts-agent-vault-ca, not the ConfigMap
 #   --image REF      the agent image, e.g. registry.example/cacerts-agent@sha256:<digest>
 #                    (default: $CACERTS_AGENT_IMAGE, else the components' image)
+#   --config DIR     also generate the agent's ConfigMap from the component DIR (e.g.
+#                    kustomize/config/pki) with a content hash in its name, so that a change
+#                    to DIR/agent.env rolls istiod on the next upgrade
 #   --verify         patch nothing: check that every istiod Deployment on stdin already has
 #                    the agent wired correctly and pass the input through unchanged; fail
 #                    otherwise (also usable as a post-renderer, e.g. with the values files)
@@ -49,11 +52,15 @@ multiroot=false
 vault_ca_secret=false
 verify_only=false
 image=${CACERTS_AGENT_IMAGE:-}
-expect_image=false
+config=''
+expect=''
 for arg in "$@"; do
-  if [[ "$expect_image" == true ]]; then
-    image=$arg
-    expect_image=false
+  case "$expect" in
+    --image) image=$arg ;;
+    --config) config=$arg ;;
+  esac
+  if [[ -n "$expect" ]]; then
+    expect=''
     continue
   fi
   case "$arg" in
@@ -64,18 +71,22 @@ for arg in "$@"; do
     multiroot) multiroot=true ;;
     vault-ca-secret) vault_ca_secret=true ;;
     --verify) verify_only=true ;;
-    --image) expect_image=true ;;
+    --image | --config) expect=$arg ;;
     --image=*) image=${arg#--image=} ;;
+    --config=*) config=${arg#--config=} ;;
     -h | --help)
       usage
       exit 0
       ;;
-    *) die 2 "unknown argument '$arg' (expected sidecar, native-sidecar, init-only, multiroot, vault-ca-secret, --image REF, --verify)" ;;
+    *) die 2 "unknown argument '$arg' (expected sidecar, native-sidecar, init-only, multiroot, vault-ca-secret, --image REF, --config DIR, --verify)" ;;
   esac
 done
-[[ "$expect_image" == false ]] || die 2 "--image needs an image reference"
-if [[ "$verify_only" == true ]] && [[ -n "$variant$image" || "$multiroot$vault_ca_secret" != falsefalse ]]; then
-  die 2 "--verify patches nothing; it takes no variant, option or image"
+[[ -z "$expect" ]] || die 2 "$expect needs a value"
+if [[ "$verify_only" == true ]] && [[ -n "$variant$image$config" || "$multiroot$vault_ca_secret" != falsefalse ]]; then
+  die 2 "--verify patches nothing; it takes no variant, option, image or config"
+fi
+if [[ -n "$config" ]] && ! grep -qs '^kind: Component' "$config/kustomization.yaml"; then
+  die 2 "--config '$config' is not a kustomize component directory such as kustomize/config/pki"
 fi
 variant=${variant:-sidecar}
 
@@ -221,6 +232,10 @@ here=$(cd -- "$(dirname -- "$script")" && pwd -P)
 # kustomize only loads files inside the kustomization's directory tree, so the
 # components are copied next to the rendered input.
 cp -R -- "$here/components" "$tmp/components"
+if [[ -n "$config" ]]; then
+  cp -R -- "$config" "$tmp/config"
+  components+=("config")
+fi
 {
   printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n'
   printf 'resources:\n- rendered.yaml\ncomponents:\n'

@@ -229,6 +229,20 @@ def post_render(input_text, args=(), **kwargs):
     return run([POST_RENDER, *args], input=input_text, **kwargs)
 
 
+def read_agent_env(source):
+    """KEY -> value of kustomize/config/<source>/agent.env, the file the agent's ConfigMap is
+    generated from (kustomize `envs:` and `kubectl create configmap --from-env-file` rules:
+    `KEY=value` lines, `#` comment lines, blank lines)."""
+    data = {}
+    with open(os.path.join(KUSTOMIZE_DIR, "config", source, "agent.env"), encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                data[key] = value
+    return data
+
+
 def read_yaml_file(path):
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)

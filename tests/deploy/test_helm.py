@@ -153,6 +153,21 @@ class HelmChartTest(HelmRender):
                     for name, container in agent_values.items():
                         self.assertEqual(as_kustomize_dir(container), agent_patch[name])
 
+    def test_a_pod_annotation_rolls_istiod_on_the_values_path(self):
+        # docs/install.md: --set-string pilot.podAnnotations.cacerts-agent-config=<hash of agent.env>
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                values = os.path.join(HELM_VALUES_DIR, VALUES_FILES["native-sidecar"])
+                templates = []
+                for digest in ("0123456789abcdef", "fedcba9876543210"):
+                    out = load_docs(self.template(version, "", "-f", values, "--set-string",
+                                                  f"pilot.podAnnotations.cacerts-agent-config={digest}"))
+                    [deployment] = self.patchedIstiods(out)
+                    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+                    self.assertEqual(annotations["cacerts-agent-config"], digest)
+                    templates.append(deployment["spec"]["template"])
+                self.assertNotEqual(templates[0], templates[1])
+
     def agentContainers(self, docs):
         [deployment] = self.patchedIstiods(docs)
         spec = pod_spec(deployment)

@@ -7,13 +7,14 @@ sys.dont_write_bytecode = True
 
 import copy  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import unittest  # noqa: E402
 
 from deploy_support import (  # noqa: E402
-    COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, POST_RENDER, VARIANTS,
+    AGENT_CONTAINERS, COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, POST_RENDER, VARIANTS,
     ContractAssertions, by_name, dump_docs, env_map, is_istiod_deployment, kustomize_with_components,
-    load_docs, pod_spec, post_render, read_testdata, read_yaml_file, require_kubectl, run,
+    load_docs, pod_spec, post_render, read_agent_env, read_testdata, read_yaml_file, require_kubectl, run,
     run_tests, strip_kustomize_changes)
 
 def setUpModule():
@@ -400,25 +401,86 @@ def as_kustomize_dir(container):
 
 
 class AgentConfigMapTest(unittest.TestCase):
-    """The ConfigMaps users edit (kustomize/config/kv and pki)."""
+    """The agent's configuration users edit (kustomize/config/{kv,pki}/agent.env), generated
+    into a ConfigMap with a content hash in its name."""
 
     # Set on the containers themselves; a ConfigMap value would be silently overridden.
     kContainerOwned = {"CACERTS_AGENT_DIR", "CACERTS_AGENT_JWT_FILE", "VAULT_CACERT",
                        "CACERTS_AGENT_LISTEN", "CACERTS_AGENT_ISTIOD_METRICS_URL",
                        "CACERTS_AGENT_ISTIOD_MULTIROOT"}
 
-    def render(self, source):
-        result = run(["kubectl", "kustomize", os.path.join(KUSTOMIZE_DIR, "config", source)])
+    def build(self, source, variant="native-sidecar", config_dir=None):
+        """(ConfigMap, istiod Deployment) of the variant plus the config component."""
+        config_dir = config_dir or os.path.join(KUSTOMIZE_DIR, "config", source)
+        with tempfile.TemporaryDirectory(prefix="cacerts-config-") as tmp:
+            with open(os.path.join(tmp, "istiod.yaml"), "w", encoding="utf-8") as f:
+                f.write(read_testdata("istiod-1.30-deployment.yaml"))
+            components = [os.path.relpath(os.path.join(COMPONENTS_DIR, c), tmp) for c in VARIANTS[variant]]
+            components.append(os.path.relpath(config_dir, tmp))
+            with open(os.path.join(tmp, "kustomization.yaml"), "w", encoding="utf-8") as f:
+                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                        "resources:\n- istiod.yaml\ncomponents:\n" + "".join(f"- {c}\n" for c in components))
+            result = run(["kubectl", "kustomize", tmp])
         self.assertEqual(result.returncode, 0, result.stderr)
         docs = load_docs(result.stdout)
-        self.assertEqual(len(docs), 1)
-        cm = docs[0]
-        self.assertEqual((cm["kind"], cm["metadata"]["name"], cm["metadata"]["namespace"]),
-                         ("ConfigMap", CONFIGMAP, "istio-system"))
+        [cm] = [d for d in docs if d["kind"] == "ConfigMap"]
+        [deployment] = [d for d in docs if is_istiod_deployment(d)]
+        return cm, deployment
+
+    def data(self, source):
+        cm, _ = self.build(source)
         return cm["data"]
 
+    def test_the_configmap_has_a_hash_suffix_that_the_agent_containers_follow(self):
+        for source in ("kv", "pki"):
+            for variant in ("sidecar", "native-sidecar", "init-only"):
+                with self.subTest(source=source, variant=variant):
+                    cm, deployment = self.build(source, variant)
+                    self.assertEqual(cm["metadata"]["namespace"], "istio-system")
+                    self.assertRegex(cm["metadata"]["name"], r"^cacerts-agent-[a-z0-9]{10}$")
+                    self.assertEqual(cm["data"], read_agent_env(source))
+                    spec = pod_spec(deployment)
+                    agents = [c for c in spec["containers"] + spec["initContainers"] if c["name"] in AGENT_CONTAINERS]
+                    self.assertTrue(agents)
+                    for c in agents:
+                        self.assertEqual(c["envFrom"], [{"configMapRef": {"name": cm["metadata"]["name"]}}])
+
+    def test_a_config_change_rolls_istiod(self):
+        cm, deployment = self.build("pki")
+        with tempfile.TemporaryDirectory(prefix="cacerts-config-edit-") as tmp:
+            edited = os.path.join(tmp, "pki")
+            shutil.copytree(os.path.join(KUSTOMIZE_DIR, "config", "pki"), edited)
+            with open(os.path.join(edited, "agent.env"), "a", encoding="utf-8") as f:
+                f.write("CACERTS_AGENT_COMMON_NAME=istiod cluster2\n")
+            cm2, deployment2 = self.build("pki", config_dir=edited)
+        self.assertNotEqual(cm2["metadata"]["name"], cm["metadata"]["name"])
+        self.assertEqual(cm2["data"]["CACERTS_AGENT_COMMON_NAME"], "istiod cluster2")
+        # A new pod template: the Deployment rolls.
+        self.assertNotEqual(deployment2["spec"]["template"], deployment["spec"]["template"])
+
+    def test_post_render_generates_the_same_configmap(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        result = post_render(text, ["native-sidecar", "--config", os.path.join(KUSTOMIZE_DIR, "config", "kv")])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        cm, deployment = self.build("kv")
+        self.assertEqual(sorted(map(str, load_docs(result.stdout))), sorted(map(str, [cm, deployment])))
+        bad = post_render(text, ["--config", COMPONENTS_DIR])
+        self.assertEqual(bad.returncode, 2)
+
+    def test_the_unhashed_configmap_for_the_values_path(self):
+        # docs/install.md: kubectl create configmap --from-env-file, offline with --dry-run=client.
+        for source in ("kv", "pki"):
+            with self.subTest(source=source):
+                result = run(["kubectl", "create", "configmap", CONFIGMAP, "-n", "istio-system", "--from-env-file",
+                              os.path.join(KUSTOMIZE_DIR, "config", source, "agent.env"),
+                              "--dry-run=client", "-o", "yaml"])
+                self.assertEqual(result.returncode, 0, result.stderr)
+                cm = load_docs(result.stdout)[0]
+                self.assertEqual(cm["metadata"]["name"], CONFIGMAP)
+                self.assertEqual(cm["data"], read_agent_env(source))
+
     def test_kv_config_names_the_kv_fields(self):
-        data = self.render("kv")
+        data = self.data("kv")
         self.assertEqual(data["CACERTS_AGENT_SOURCE"], "kv")
         for key in ("CACERTS_AGENT_KV_CERT", "CACERTS_AGENT_KV_KEY", "CACERTS_AGENT_KV_CHAIN",
                     "CACERTS_AGENT_KV_ROOT"):
@@ -426,7 +488,7 @@ class AgentConfigMapTest(unittest.TestCase):
         self.assertFalse([k for k in data if k.startswith("CACERTS_AGENT_PKI_")])
 
     def test_pki_config_names_the_sign_path(self):
-        data = self.render("pki")
+        data = self.data("pki")
         self.assertEqual(data["CACERTS_AGENT_SOURCE"], "pki")
         self.assertTrue(data["CACERTS_AGENT_PKI_SIGN_PATH"].endswith("/sign-intermediate"))
         self.assertFalse([k for k in data if k.startswith("CACERTS_AGENT_KV_")])
@@ -434,13 +496,15 @@ class AgentConfigMapTest(unittest.TestCase):
     def test_configs_hold_only_user_settings_as_strings(self):
         for source in ("kv", "pki"):
             with self.subTest(source=source):
-                data = self.render(source)
+                data = self.data(source)
                 self.assertFalse(set(data) & self.kContainerOwned)
                 self.assertTrue(all(isinstance(v, str) for v in data.values()))
                 self.assertTrue(data["VAULT_ADDR"].startswith("https://"))
                 for key in ("CACERTS_AGENT_AUTH_METHOD", "CACERTS_AGENT_AUTH_MOUNT",
                             "CACERTS_AGENT_AUTH_ROLE", "CACERTS_AGENT_LAYOUT"):
                     self.assertIn(key, data)
+                # No trailing comments: everything after "=" would be the value.
+                self.assertFalse([k for k, v in data.items() if "#" in v and not k.startswith("CACERTS_AGENT_KV_")])
 
 
 if __name__ == "__main__":
