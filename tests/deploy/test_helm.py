@@ -376,6 +376,26 @@ class PlatformTest(HelmRender):
             "podSelector": {"matchLabels": {"app": "istiod"}}, "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]})
 
+    def test_the_ha_settings_in_the_docs_render_a_pdb_and_two_replicas(self):
+        # docs/install.md, "High availability": --set autoscaleMin=2 (HPA) or replicaCount=2.
+        for version in CHART_VERSIONS:
+            for extra in (["--set", "autoscaleMin=2"], ["--set", "replicaCount=2", "--set", "autoscaleEnabled=false"]):
+                for path, result in self.installs(version, *extra):
+                    with self.subTest(chart=version, ha=extra[1], path=path):
+                        self.assertEqual(result.returncode, 0, result.stderr)
+                        docs = load_docs(result.stdout)
+                        [pdb] = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+                        self.assertEqual(pdb["spec"]["minAvailable"], 1)
+                        self.assertEqual(pdb["spec"]["selector"]["matchLabels"]["app"], "istiod")
+                        [deployment] = self.patchedIstiods(docs)
+                        if "replicaCount=2" in extra[1]:
+                            self.assertEqual(deployment["spec"]["replicas"], 2)
+                        else:
+                            [hpa] = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+                            self.assertEqual(hpa["spec"]["minReplicas"], 2)
+                        verify = run([POST_RENDER, "--verify"], input=result.stdout)
+                        self.assertEqual(verify.returncode, 0, verify.stderr)
+
     def test_the_agent_never_holds_the_api_token(self):
         # kubelet mounts istiod's API token (which reads Secrets cluster-wide) into every
         # container that has no mount of its own at the service-account path; the agent logs
