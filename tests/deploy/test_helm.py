@@ -71,6 +71,7 @@ class HelmRender(ContractAssertions):
         key = (version, revision)
         if key not in self.plain:
             self.plain[key] = self.template(version, revision)
+            self.assertSchemaValid(load_docs(self.plain[key]))
         return self.plain[key]
 
     def postRender(self, version, revision, variant):
@@ -454,6 +455,19 @@ class Helm4PluginTest(HelmRender):
                                  "istio-system", "--post-renderer", POST_RENDER, *args], env=self.env)
                     self.assertEqual(helm3.returncode, 0, helm3.stderr)
                     self.assertEqual(sorted(map(str, docs)), sorted(map(str, load_docs(helm3.stdout))))
+
+    def test_the_image_reaches_the_plugin_by_argument_and_environment(self):
+        ref = "registry.example/cacerts-agent@sha256:" + "ab" * 32
+        for args, env in ((["--post-renderer-args", "--image", "--post-renderer-args", ref], {}),
+                          ([], {"CACERTS_AGENT_IMAGE": ref})):
+            with self.subTest(args=args, env=env):
+                argv = [self.helm, "template", "istiod", chart_dir("1.30.0"), "--namespace", "istio-system",
+                        "--post-renderer", "cacerts-agent", *args]
+                result = run(argv, env=dict(self.env, **env))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                spec = pod_spec(self.patchedIstiods(load_docs(result.stdout))[0])
+                self.assertEqual({c["image"] for c in spec["containers"] + spec["initContainers"]
+                                  if c["name"] in AGENT_CONTAINERS}, {ref})
 
     def test_the_plugin_verifies_and_fails_closed(self):
         for version in CHART_VERSIONS:

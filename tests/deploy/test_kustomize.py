@@ -14,7 +14,7 @@ import unittest  # noqa: E402
 from deploy_support import (  # noqa: E402
     AGENT_CONTAINERS, COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, POST_RENDER, VARIANTS,
     ContractAssertions, by_name, dump_docs, env_map, is_istiod_deployment, kustomize_with_components,
-    load_docs, pod_spec, post_render, read_agent_env, read_testdata, read_yaml_file, require_kubectl, run,
+    load_docs, pod_spec, post_render, read_agent_env, schema_problems, read_testdata, read_yaml_file, require_kubectl, run,
     run_tests, strip_kustomize_changes)
 
 def setUpModule():
@@ -262,6 +262,17 @@ class VerifyTest(unittest.TestCase):
                 self.assertIn("post-render.sh: verify: istio-system/istiod: ", result.stderr)
                 self.assertIn(reason, result.stderr)
 
+    def test_custom_resources_comments_and_empty_documents_pass_through(self):
+        # `helm get manifest` and istioctl output: "# Source:" comments, CRs kubectl has no
+        # type for, empty documents.
+        text = kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"), ["sidecar"]) + (
+            "---\n# Source: istiod/templates/gateway.yaml\napiVersion: networking.istio.io/v1\n"
+            "kind: Gateway\nmetadata:\n  name: gw\nspec:\n  selector:\n    istio: ingressgateway\n"
+            "---\n# Source: istiod/templates/empty.yaml\n")
+        result = self.verify(text)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, text)
+
     def test_one_bad_revision_fails_the_stream_and_is_named(self):
         good = self.patched("native-sidecar")
         bad = renamed(load_docs(read_testdata("istiod-1.30-deployment.yaml")), "istiod-canary", "canary")
@@ -319,6 +330,56 @@ class ImageTest(unittest.TestCase):
                 result = post_render(text, args)
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertEqual(result.stdout, "")
+
+
+class SchemaTest(ContractAssertions):
+    """The schema validator and the semantic checks that every render goes through
+    (ContractAssertions.patchedIstiods) catch what they claim to."""
+
+    def patched(self, variant="sidecar"):
+        return load_docs(kustomize_with_components(read_testdata("istiod-1.24-chart-full.yaml"), VARIANTS[variant]))
+
+    def test_the_inputs_and_the_shipped_manifests_are_schema_valid(self):
+        for name in INPUTS:
+            with self.subTest(input=name):
+                self.assertSchemaValid(load_docs(read_testdata(name)))
+        self.assertSchemaValid([read_yaml_file(os.path.join(HELM_VALUES_DIR, "networkpolicy-agent-metrics.yaml"))])
+
+    def test_schema_errors_are_found(self):
+        cases = [
+            (lambda d: istiod_of(d)["spec"].update(replicas="two"), "/spec/replicas must be integer"),
+            (lambda d: container(d, "cacerts-init").pop("name"), "initContainers/0 must have required property name"),
+            (lambda d: container(d, "cacerts-agent")["ports"][0].update(containerPort="http"),
+             "containerPort must be integer"),
+            (lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+             "no schema for example.com/v1 Widget"),
+        ]
+        for breakage, reason in cases:
+            with self.subTest(reason=reason):
+                docs = self.patched()
+                breakage(docs)
+                problems = schema_problems(docs)
+                self.assertTrue(any(reason in p for p in problems), problems)
+
+    def test_semantic_errors_the_schemas_miss_are_found(self):
+        def volume(d, name):
+            return by_name(pod_spec(istiod_of(d))["volumes"])[name]
+        cases = [
+            # Both sources on one volume: schema-valid, rejected by the API server.
+            lambda d: volume(d, "cacerts").update(secret={"secretName": "cacerts"}),
+            lambda d: container(d, "cacerts-agent")["volumeMounts"].append({"name": "nope", "mountPath": "/nope"}),
+            lambda d: container(d, "cacerts-agent")["livenessProbe"]["httpGet"].update(port="metrics"),
+            lambda d: by_name(container(d, "cacerts-init")["volumeMounts"])["cacerts"].update(readOnly=True),
+            lambda d: pod_spec(istiod_of(d)).pop("initContainers"),
+            lambda d: container(d, "discovery")["env"].append({"name": "ROOT_CA_DIR", "value": "/var/run/secrets/istio-dns"}),
+        ]
+        for i, breakage in enumerate(cases):
+            with self.subTest(case=i):
+                docs = self.patched()
+                breakage(docs)
+                self.assertEqual(schema_problems(docs), [], "the schemas alone accept it")
+                with self.assertRaises(AssertionError):
+                    self.assertPodSemantics(istiod_of(docs))
 
 
 class SingleSourceTest(ContractAssertions):
