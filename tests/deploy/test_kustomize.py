@@ -322,6 +322,25 @@ class ImageTest(unittest.TestCase):
         self.assertEqual(set(self.images(["--image", "other.example/agent:1"],
                                          env={"CACERTS_AGENT_IMAGE": ref}).values()), {"other.example/agent:1"})
 
+    def test_a_users_kustomization_pins_the_image_by_digest(self):
+        # docs/install.md, "The image": images: [{name, newName, digest}] beside the components.
+        with tempfile.TemporaryDirectory(prefix="cacerts-images-") as tmp:
+            with open(os.path.join(tmp, "istiod.yaml"), "w", encoding="utf-8") as f:
+                f.write(read_testdata("istiod-1.30-deployment.yaml"))
+            with open(os.path.join(tmp, "kustomization.yaml"), "w", encoding="utf-8") as f:
+                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                        "resources:\n- istiod.yaml\ncomponents:\n"
+                        f"- {os.path.relpath(os.path.join(COMPONENTS_DIR, 'sidecar'), tmp)}\n"
+                        "images:\n- name: ghcr.io/cacerts-agent/cacerts-agent\n"
+                        f"  newName: registry.example/cacerts-agent\n  digest: {DIGEST}\n")
+            result = run(["kubectl", "kustomize", tmp])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        spec = pod_spec(istiod_of(load_docs(result.stdout)))
+        self.assertEqual({c["image"] for c in spec["containers"] + spec["initContainers"]
+                          if c["name"] in AGENT_CONTAINERS}, {"registry.example/cacerts-agent@" + DIGEST})
+        self.assertEqual(by_name(spec["containers"])["discovery"]["image"],
+                         pod_spec(load_docs(read_testdata("istiod-1.30-deployment.yaml"))[0])["containers"][0]["image"])
+
     def test_bad_references_are_refused(self):
         text = read_testdata("istiod-1.30-deployment.yaml")
         for args in (["--image"], ["--image", "Registry/UPPER"], ["--image", "x/y@sha256:short"],
