@@ -30,7 +30,7 @@
 #
 # Exit status: 0 patched (or verified); 1 nothing to patch, kustomize failed, or the
 # verification failed (every problem is named on stderr); 2 bad arguments;
-# 127 kubectl (or, to patch only, kustomize) not found.
+# 127 kubectl not found.
 set -euo pipefail
 
 readonly kMarker='cacerts-agent-vault-token'
@@ -51,7 +51,7 @@ variant=''
 multiroot=false
 vault_ca_secret=false
 verify_only=false
-image=${CACERTS_AGENT_IMAGE:-}
+image=''
 config=''
 expect=''
 for arg in "$@"; do
@@ -85,6 +85,9 @@ done
 if [[ "$verify_only" == true ]] && [[ -n "$variant$image$config" || "$multiroot$vault_ca_secret" != falsefalse ]]; then
   die 2 "--verify patches nothing; it takes no variant, option, image or config"
 fi
+# The environment's image applies to patching only, so that an exported CACERTS_AGENT_IMAGE
+# does not stop `--verify`.
+image=${image:-${CACERTS_AGENT_IMAGE:-}}
 if [[ -n "$config" ]] && ! grep -qs '^kind: Component' "$config/kustomization.yaml"; then
   die 2 "--config '$config' is not a kustomize component directory such as kustomize/config/pki"
 fi

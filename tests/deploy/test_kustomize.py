@@ -288,6 +288,12 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual(result.returncode, 1)
             self.assertEqual(result.stdout, "")
 
+    def test_an_exported_image_does_not_stop_verify(self):
+        text = kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"), ["sidecar"])
+        result = post_render(text, ["--verify"], env=dict(os.environ, CACERTS_AGENT_IMAGE="registry.example/a:1"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, text)
+
     def test_verify_takes_no_patch_arguments(self):
         text = read_testdata("istiod-1.30-deployment.yaml")
         for args in (["--verify", "sidecar"], ["multiroot", "--verify"], ["--verify", "--image", "x/y:1"]):
