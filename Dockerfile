@@ -32,6 +32,12 @@ RUN bash scripts/build.sh build-static -DCACERTS_STATIC=ON -DCACERTS_BUILD_TESTS
  && strip --strip-all build-static/cacerts-agent
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# OCI annotations; the version equals project(VERSION) in CMakeLists.txt and the manifests'
+# image tag (tests/deploy/test_lint.py checks).
+LABEL org.opencontainers.image.title="cacerts-agent" \
+      org.opencontainers.image.description="Publishes istiod's plugged-in CA from HashiCorp Vault into /etc/cacerts" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /src/build-static/cacerts-agent /cacerts-agent
 USER 1337:1337
 ENTRYPOINT ["/cacerts-agent"]

@@ -7,6 +7,7 @@ ContractAssertions. Runs on Debian's /usr/bin/python3 with python3-yaml.
 
 import copy
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -40,11 +41,15 @@ VALUES_CA_VOLUME = "cacerts-memory"
 METRICS_PORT_NAME = "http-metrics"
 METRICS_PORT = 9797
 AGENT_CONTAINERS = ("cacerts-init", "cacerts-agent")
-AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME)
+# An empty volume over the service-account mount point keeps istiod's API token out of the
+# agent containers.
+API_TOKEN_MASK_VOLUME = "cacerts-agent-no-api-token"
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME)
 
+# No runAsUser/runAsGroup: the image's USER 1337:1337 on plain Kubernetes, the namespace's
+# assigned UID (the same for every container of the pod) on OpenShift.
 SECURITY_CONTEXT = {
-    "runAsUser": 1337,
-    "runAsGroup": 1337,
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
     "allowPrivilegeEscalation": False,
@@ -101,15 +106,57 @@ def require_kubectl():
 
 
 def require_helm():
-    """Path of the helm binary: $CACERTS_HELM, else the pinned download (not whatever helm is
-    on PATH, so that results do not depend on the machine). Raises unittest.SkipTest with the
-    reason when it cannot be had."""
-    if os.environ.get("CACERTS_HELM"):
-        return os.environ["CACERTS_HELM"]
+    """Path of the helm 3 binary: $CACERTS_HELM, else the pinned download (not whatever helm
+    is on PATH, so that results do not depend on the machine). Raises unittest.SkipTest with
+    the reason when it cannot be had."""
+    return _pinned_tool("CACERTS_HELM", "helm")
+
+
+def require_helm4():
+    """Path of a Helm 4 binary: $CACERTS_HELM4, else the pinned download."""
+    return _pinned_tool("CACERTS_HELM4", "helm4")
+
+
+def _pinned_tool(variable, tool):
+    if os.environ.get(variable):
+        return os.environ[variable]
     ok, reason = fetch_tools()
     if not ok:
-        raise unittest.SkipTest("no helm binary could be fetched: " + reason)
-    return os.path.join(TOOLS_DIR, "helm")
+        raise unittest.SkipTest(f"no {tool} binary could be fetched: " + reason)
+    return os.path.join(TOOLS_DIR, tool)
+
+
+VALIDATOR = os.path.join(TOOLS_DIR, "validator", "validate.mjs")
+
+
+class _SchemaValidator:
+    """One `node validate.mjs --serve` process (tests/deploy/validator) for the whole test
+    module: the Kubernetes OpenAPI schemas of the npm package kubernetes-models, offline."""
+
+    process = None
+
+    @classmethod
+    def problems(cls, docs):
+        if cls.process is None:
+            node = shutil.which("node") or shutil.which("nodejs")
+            if not node:
+                raise unittest.SkipTest("no node on PATH for the schema validator (Debian: nodejs)")
+            ok, reason = fetch_tools()
+            if not ok:
+                raise unittest.SkipTest("the schema validator could not be fetched: " + reason)
+            cls.process = subprocess.Popen([node, VALIDATOR, "--serve"], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, text=True)
+        cls.process.stdin.write(json.dumps(docs) + "\n")
+        cls.process.stdin.flush()
+        reply = cls.process.stdout.readline()
+        if not reply:
+            raise AssertionError("the schema validator exited")
+        return json.loads(reply)["problems"]
+
+
+def schema_problems(docs):
+    """Every problem the Kubernetes schemas find in docs (an empty list when all are valid)."""
+    return _SchemaValidator.problems(docs)
 
 
 def testdata_dir():
@@ -216,6 +263,20 @@ def post_render(input_text, args=(), **kwargs):
     return run([POST_RENDER, *args], input=input_text, **kwargs)
 
 
+def read_agent_env(source):
+    """KEY -> value of kustomize/config/<source>/agent.env, the file the agent's ConfigMap is
+    generated from (kustomize `envs:` and `kubectl create configmap --from-env-file` rules:
+    `KEY=value` lines, `#` comment lines, blank lines)."""
+    data = {}
+    with open(os.path.join(KUSTOMIZE_DIR, "config", source, "agent.env"), encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                data[key] = value
+    return data
+
+
 def read_yaml_file(path):
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
@@ -224,7 +285,54 @@ def read_yaml_file(path):
 class ContractAssertions(unittest.TestCase):
     """Assertions on the istiod pod that every install path promises."""
 
+    def assertSchemaValid(self, docs):
+        """Every document against the Kubernetes OpenAPI schemas (kubernetes-models)."""
+        self.assertEqual(schema_problems(docs), [], "invalid against the Kubernetes schemas")
+
+    def assertPodSemantics(self, deployment):
+        """What schemas cannot see: references, single sources, the CA directory's wiring."""
+        key = doc_key(deployment)
+        spec = pod_spec(deployment)
+        volumes = spec.get("volumes") or []
+        names = [v["name"] for v in volumes]
+        self.assertEqual(len(names), len(set(names)), f"{key}: duplicate volume names {names}")
+        volumes = by_name(volumes)
+        for v in volumes.values():
+            self.assertEqual(len(set(v) - {"name"}), 1, f"{key}: volume {v['name']} needs exactly one source")
+        inits = spec.get("initContainers") or []
+        containers = inits + spec["containers"]
+        all_names = [c["name"] for c in containers]
+        self.assertEqual(len(all_names), len(set(all_names)), f"{key}: duplicate container names")
+        for c in containers:
+            paths = [m["mountPath"] for m in c.get("volumeMounts") or []]
+            self.assertEqual(len(paths), len(set(paths)), f"{key}: {c['name']} mounts a path twice")
+            for m in c.get("volumeMounts") or []:
+                self.assertIn(m["name"], volumes, f"{key}: {c['name']} mounts undefined volume {m['name']}")
+            port_names = {p.get("name") for p in c.get("ports") or []}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
+                if isinstance(port, str):
+                    self.assertIn(port, port_names, f"{key}: {c['name']} {probe} names an undefined port")
+        # istiod's CA directory: mounted read-only in discovery from a memory emptyDir ...
+        discovery = by_name(spec["containers"])["discovery"]
+        ca_dir = env_map(discovery).get("ROOT_CA_DIR", KUSTOMIZE_CA_DIR)
+        [ca_mount] = [m for m in discovery["volumeMounts"] if m["mountPath"] == ca_dir]
+        self.assertIs(ca_mount.get("readOnly"), True, f"{key}: discovery must not write {ca_dir}")
+        self.assertEqual(set(volumes[ca_mount["name"]]) - {"name"}, {"emptyDir"},
+                         f"{key}: {ca_dir} must come from an emptyDir only (no Secret source)")
+        self.assertEqual(volumes[ca_mount["name"]]["emptyDir"].get("medium"), "Memory")
+        # ... written by an agent init container, which therefore runs before discovery.
+        writers = [c for c in inits if c["name"] in AGENT_CONTAINERS and any(
+            m["name"] == ca_mount["name"] and not m.get("readOnly") and
+            m["mountPath"] == env_map(c).get("CACERTS_AGENT_DIR") for m in c.get("volumeMounts") or [])]
+        self.assertTrue(writers, f"{key}: no agent init container writes {ca_dir}")
+        for c in spec["containers"]:
+            if c["name"] in AGENT_CONTAINERS:
+                self.assertTrue(any(m["name"] == ca_mount["name"] and not m.get("readOnly")
+                                    for m in c["volumeMounts"]), f"{key}: {c['name']} cannot write {ca_dir}")
+
     def patchedIstiods(self, docs):
+        self.assertSchemaValid(docs)
         deployments = [d for d in docs if is_istiod_deployment(d)]
         self.assertTrue(deployments, "no Deployment labelled app=istiod in the output")
         for d in deployments:
@@ -232,6 +340,7 @@ class ContractAssertions(unittest.TestCase):
                 [c["name"] for c in pod_spec(d).get("initContainers") or []]
             self.assertTrue(set(names) & set(AGENT_CONTAINERS),
                             f"{doc_key(d)} was not patched: containers {names}")
+            self.assertPodSemantics(d)
         return deployments
 
     def assertAgentContainer(self, c, role, ca_dir, ca_volume):
@@ -248,7 +357,9 @@ class ContractAssertions(unittest.TestCase):
         self.assertEqual(set(res["requests"]), {"cpu", "memory"}, name)
         self.assertIn("memory", res["limits"], name)
         mounts = by_name(c["volumeMounts"])
-        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME}, name)
+        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME}, name)
+        self.assertEqual(mounts[API_TOKEN_MASK_VOLUME], {
+            "name": API_TOKEN_MASK_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True}, name)
         self.assertEqual(mounts[ca_volume]["mountPath"], ca_dir, name)
         self.assertFalse(mounts[ca_volume].get("readOnly", False), f"{name} must write {ca_dir}")
         self.assertEqual(mounts[TOKEN_VOLUME]["mountPath"], TOKEN_MOUNT, name)
@@ -282,6 +393,8 @@ class ContractAssertions(unittest.TestCase):
         ref = ca[vault_ca_from]
         self.assertEqual(ref.get("name") or ref.get("secretName"), VAULT_CA_CONFIGMAP)
         self.assertEqual(ref["items"], [{"key": "ca.crt", "path": "ca.crt"}])
+        self.assertEqual(volumes[API_TOKEN_MASK_VOLUME], {"name": API_TOKEN_MASK_VOLUME, "emptyDir": {
+            "medium": "Memory", "sizeLimit": "1Ki"}})
         # The Vault token and CA reach the agent only.
         for c in spec["containers"] + (spec.get("initContainers") or []):
             used = {m["name"] for m in c.get("volumeMounts") or []}
@@ -366,6 +479,9 @@ class ContractAssertions(unittest.TestCase):
             self.assertAgentContainer(inits[0], "init", VALUES_CA_DIR, VALUES_CA_VOLUME)
         else:
             self.fail(f"unknown values variant {variant}")
+        # The render-time guard rendered to the values file's name.
+        self.assertEqual(env_map(inits[0]).get("CACERTS_INSTALLED_BY"),
+                         f"helm/values-{variant}.yaml")
 
     def assertOnlyIntendedChanges(self, before_docs, after_docs, strip, check_other=None):
         """Every document is as rendered, except istiod Deployments, which equal the input once

@@ -14,9 +14,10 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 
 from deploy_support import (  # noqa: E402
+    AGENT_CONTAINERS, API_TOKEN_DIR, API_TOKEN_MASK_VOLUME, METRICS_PORT, TOKEN_VOLUME, env_map,
     HELM_VALUES_DIR, POST_RENDER, VARIANTS, ContractAssertions,
     by_name, chart_dir, doc_key, is_istiod_deployment, kustomize_with_components, load_docs, pod_spec,
-    read_yaml_file, require_helm, require_kubectl, run, run_tests, strip_kustomize_changes,
+    KUSTOMIZE_DIR, read_yaml_file, require_helm, require_helm4, require_kubectl, run, run_tests, strip_kustomize_changes,
     strip_values_changes)
 from test_kustomize import as_kustomize_dir  # noqa: E402
 
@@ -37,10 +38,13 @@ def without_agent_values(values):
             env.pop("ROOT_CA_DIR", None)
             if not env:
                 scope.pop("env")
+    if values.get("pilot") == {}:
+        values.pop("pilot")
     return values
 
 
-class HelmChartTest(ContractAssertions):
+class HelmRender(ContractAssertions):
+    """A real helm with its own empty home; renders of the charts in the test data."""
 
     @classmethod
     def setUpClass(cls):
@@ -67,6 +71,7 @@ class HelmChartTest(ContractAssertions):
         key = (version, revision)
         if key not in self.plain:
             self.plain[key] = self.template(version, revision)
+            self.assertSchemaValid(load_docs(self.plain[key]))
         return self.plain[key]
 
     def postRender(self, version, revision, variant):
@@ -74,6 +79,13 @@ class HelmChartTest(ContractAssertions):
         for word in variant.split():
             extra += ["--post-renderer-args", word]
         return load_docs(self.template(version, revision, *extra))
+
+    def render(self, version, *extra):
+        argv = [self.helm, "template", "istiod", chart_dir(version), "--namespace", "istio-system"]
+        return run(argv + list(extra), env=self.env)
+
+
+class HelmChartTest(HelmRender):
 
     def assertRevision(self, deployment, revision):
         name = "istiod-" + revision if revision else "istiod"
@@ -125,8 +137,8 @@ class HelmChartTest(ContractAssertions):
                              without_agent_values(json.loads(text)), f"{key} of {doc_key(before)}")
         if before["metadata"]["name"].startswith("values"):
             given = json.loads(after["data"]["original-values"])
-            self.assertEqual(given["initContainers"], read_yaml_file(
-                os.path.join(HELM_VALUES_DIR, values))["initContainers"])
+            self.assertEqual(given["pilot"]["initContainers"], read_yaml_file(
+                os.path.join(HELM_VALUES_DIR, values))["pilot"]["initContainers"])
         return True
 
     def test_values_and_post_renderer_configure_the_same_agent(self):
@@ -141,6 +153,21 @@ class HelmChartTest(ContractAssertions):
                     self.assertEqual(list(agent_values), list(agent_patch))
                     for name, container in agent_values.items():
                         self.assertEqual(as_kustomize_dir(container), agent_patch[name])
+
+    def test_a_pod_annotation_rolls_istiod_on_the_values_path(self):
+        # docs/install.md: --set-string pilot.podAnnotations.cacerts-agent-config=<hash of agent.env>
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                values = os.path.join(HELM_VALUES_DIR, VALUES_FILES["native-sidecar"])
+                templates = []
+                for digest in ("0123456789abcdef", "fedcba9876543210"):
+                    out = load_docs(self.template(version, "", "-f", values, "--set-string",
+                                                  f"pilot.podAnnotations.cacerts-agent-config={digest}"))
+                    [deployment] = self.patchedIstiods(out)
+                    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+                    self.assertEqual(annotations["cacerts-agent-config"], digest)
+                    templates.append(deployment["spec"]["template"])
+                self.assertNotEqual(templates[0], templates[1])
 
     def agentContainers(self, docs):
         [deployment] = self.patchedIstiods(docs)
@@ -159,6 +186,299 @@ class HelmChartTest(ContractAssertions):
                 result = run(argv, env=self.env)
                 self.assertNotEqual(result.returncode, 0)
                 self.assertIn("nothing was patched", result.stderr)
+
+
+def user_values(tmp, name, values):
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(values, f)  # JSON is YAML
+    return path
+
+
+USER_INIT = {"name": "user-init", "image": "busybox", "command": ["true"]}
+USER_VOLUME = {"name": "user-data", "emptyDir": {}}
+USER_MOUNT = {"name": "user-data", "mountPath": "/var/lib/user"}
+
+
+class FailClosedTest(HelmRender):
+    """post-render.sh --verify on what helm renders, and the values files' render-time guard
+    against a user's own initContainers, volumes, volumeMounts or env (the charts copy
+    `pilot.*` over the top-level values, so a user's `pilot` list replaces ours)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.TemporaryDirectory(prefix="cacerts-user-values-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        super().tearDownClass()
+
+    def values(self, variant):
+        return os.path.join(HELM_VALUES_DIR, VALUES_FILES[variant])
+
+    def assertVerified(self, text):
+        result = run([POST_RENDER, "--verify"], input=text)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, text, "--verify must pass its input through unchanged")
+        self.assertIn("1 istiod Deployment(s) wired to cacerts-agent", result.stderr)
+
+    def assertRejected(self, text, reason):
+        result = run([POST_RENDER, "--verify"], input=text)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(result.stdout, "")
+        self.assertIn(reason, result.stderr)
+
+    def test_verify_passes_every_install_path_through_unchanged(self):
+        for version in CHART_VERSIONS:
+            for variant in POST_RENDER_VARIANTS + ("sidecar vault-ca-secret",):
+                with self.subTest(chart=version, post_render=variant):
+                    args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+                    result = self.render(version, "--post-renderer", POST_RENDER, *args)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertVerified(result.stdout)
+            for variant in VALUES_FILES:
+                with self.subTest(chart=version, values=variant):
+                    plain = self.render(version, "-f", self.values(variant))
+                    self.assertEqual(plain.returncode, 0, plain.stderr)
+                    self.assertVerified(plain.stdout)
+                    # As a post-renderer on the values-only path: helm installs exactly what
+                    # it rendered, or nothing.
+                    verified = self.render(version, "-f", self.values(variant),
+                                         "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                    self.assertEqual(verified.returncode, 0, verified.stderr)
+                    self.assertEqual(load_docs(verified.stdout), load_docs(plain.stdout))
+
+    def test_verify_fails_an_install_without_the_agent(self):
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                self.assertRejected(self.plainRender(version, ""), "istio-system/istiod: volume cacerts")
+                result = self.render(version, "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn("no agent init container", result.stderr)
+
+    def test_a_later_users_volumes_mounts_or_ca_dir_fail_the_render(self):
+        cases = {
+            "pilot-volumes": {"pilot": {"volumes": [USER_VOLUME]}},
+            "pilot-mounts": {"pilot": {"volumeMounts": [USER_MOUNT]}},
+            "pilot-both": {"pilot": {"volumes": [USER_VOLUME], "volumeMounts": [USER_MOUNT]}},
+            "pilot-env": {"pilot": {"env": {"ROOT_CA_DIR": "/etc/cacerts"}}},
+        }
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                for case, values in cases.items():
+                    with self.subTest(chart=version, values=variant, user=case):
+                        user = user_values(self.tmp.name, case + ".yaml", values)
+                        result = self.render(version, "-f", self.values(variant), "-f", user)
+                        self.assertNotEqual(result.returncode, 0, "rendered despite the user's values")
+                        self.assertIn("cacerts-agent: a later values file or --set replaced", result.stderr)
+                        self.assertIn(f"Give -f helm/{VALUES_FILES[variant]} last", result.stderr)
+                with self.subTest(chart=version, values=variant, user="--set"):
+                    result = self.render(version, "-f", self.values(variant),
+                                       "--set", "pilot.volumeMounts[0].name=x,pilot.volumeMounts[0].mountPath=/x")
+                    self.assertIn("cacerts-agent: a later values file or --set replaced", result.stderr)
+
+    def test_ours_given_last_win_over_the_users_lists(self):
+        lists = {"initContainers": [USER_INIT], "volumes": [USER_VOLUME], "volumeMounts": [USER_MOUNT]}
+        cases = {
+            "pilot-before": ("before", {"pilot": dict(lists)}),
+            "top-level-before": ("before", dict(lists)),
+            # Top-level lists lose to our `pilot` ones whatever the order.
+            "top-level-after": ("after", dict(lists, env={"ROOT_CA_DIR": "/etc/cacerts"})),
+            # Maps merge: the user's env keeps ours.
+            "pilot-env-after": ("after", {"pilot": {"env": {"PILOT_TRACE_SAMPLING": "1"}}}),
+        }
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                for case, (order, values) in cases.items():
+                    with self.subTest(chart=version, values=variant, user=case):
+                        user = user_values(self.tmp.name, case + ".yaml", values)
+                        files = [user, self.values(variant)] if order == "before" else \
+                            [self.values(variant), user]
+                        result = self.render(version, *[a for f in files for a in ("-f", f)])
+                        self.assertEqual(result.returncode, 0, result.stderr)
+                        [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                        self.assertValuesPod(deployment, variant)
+                        self.assertVerified(result.stdout)
+
+    def test_a_later_users_init_containers_are_caught_by_verify(self):
+        # The one replacement no values file can guard against: the guard lives in the
+        # initContainers that the user's list replaced. istiod would start with an empty CA
+        # directory and sign with a self-signed root; --verify refuses it.
+        for version in CHART_VERSIONS:
+            for variant in VALUES_FILES:
+                with self.subTest(chart=version, values=variant):
+                    user = user_values(self.tmp.name, "pilot-init.yaml", {"pilot": {"initContainers": [USER_INIT]}})
+                    result = self.render(version, "-f", self.values(variant), "-f", user)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertRejected(result.stdout, "no agent init container")
+                    result = self.render(version, "-f", self.values(variant), "-f", user,
+                                       "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
+                    self.assertNotEqual(result.returncode, 0)
+                    self.assertIn("istiod would start without its CA", result.stderr)
+
+
+class PlatformTest(HelmRender):
+    """OpenShift, the chart's NetworkPolicy, and the API token kept out of the agent."""
+
+    def installs(self, version, *extra):
+        """(path, rendered docs) for every install path, with extra helm arguments."""
+        for variant in POST_RENDER_VARIANTS:
+            args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+            yield "post-render " + variant, self.render(version, *extra, "--post-renderer", POST_RENDER, *args)
+        for variant, values in VALUES_FILES.items():
+            yield "values " + variant, self.render(version, *extra, "-f", os.path.join(HELM_VALUES_DIR, values))
+
+    def test_openshift_renders_set_no_fixed_uid(self):
+        # restricted-v2 assigns a UID from the namespace's range to every container of the
+        # pod and rejects a fixed one outside it.
+        for version in CHART_VERSIONS:
+            for path, result in self.installs(version, "--set", "global.platform=openshift"):
+                with self.subTest(chart=version, path=path):
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                    spec = pod_spec(deployment)
+                    variant = path.split(" ", 1)[1]
+                    if path.startswith("values"):
+                        self.assertValuesPod(deployment, variant)
+                    else:
+                        self.assertKustomizePod(deployment, variant)
+                    for c in spec["containers"] + spec.get("initContainers", []):
+                        context = c.get("securityContext") or {}
+                        self.assertFalse({"runAsUser", "runAsGroup"} & set(context), c["name"])
+                    self.assertFalse({"runAsUser", "runAsGroup"} & set(spec.get("securityContext") or {}))
+                    verify = run([POST_RENDER, "--verify"], input=result.stdout)
+                    self.assertEqual(verify.returncode, 0, verify.stderr)
+
+    def test_the_charts_network_policy_admits_the_metrics_port(self):
+        plain = load_docs(self.render("1.30.0", "--set", "global.networkPolicy.enabled=true").stdout)
+        [original] = [d for d in plain if d["kind"] == "NetworkPolicy"]
+        metrics_rule = {"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}
+        for path, result in self.installs("1.30.0", "--set", "global.networkPolicy.enabled=true"):
+            with self.subTest(path=path):
+                self.assertEqual(result.returncode, 0, result.stderr)
+                [policy] = [d for d in load_docs(result.stdout) if d["kind"] == "NetworkPolicy"]
+                if path.startswith("post-render") and "init-only" not in path:
+                    self.assertEqual(policy["spec"]["ingress"], original["spec"]["ingress"] + [metrics_rule])
+                    self.assertEqual({k: v for k, v in policy["spec"].items() if k != "ingress"},
+                                     {k: v for k, v in original["spec"].items() if k != "ingress"})
+                else:
+                    # init-only has no port to open; values cannot reach the chart's policy.
+                    self.assertEqual(policy, original)
+        # Without the policy (the default, and chart 1.24) nothing is added.
+        for version in CHART_VERSIONS:
+            out = load_docs(self.render(version, "--post-renderer", POST_RENDER).stdout)
+            self.assertFalse([d for d in out if d["kind"] == "NetworkPolicy"])
+
+    def test_the_values_paths_extra_network_policy_admits_only_the_metrics_port(self):
+        policy = read_yaml_file(os.path.join(HELM_VALUES_DIR, "networkpolicy-agent-metrics.yaml"))
+        self.assertEqual(policy["spec"], {
+            "podSelector": {"matchLabels": {"app": "istiod"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]})
+
+    def test_the_ha_settings_in_the_docs_render_a_pdb_and_two_replicas(self):
+        # docs/install.md, "High availability": --set autoscaleMin=2 (HPA) or replicaCount=2.
+        for version in CHART_VERSIONS:
+            for extra in (["--set", "autoscaleMin=2"], ["--set", "replicaCount=2", "--set", "autoscaleEnabled=false"]):
+                for path, result in self.installs(version, *extra):
+                    with self.subTest(chart=version, ha=extra[1], path=path):
+                        self.assertEqual(result.returncode, 0, result.stderr)
+                        docs = load_docs(result.stdout)
+                        [pdb] = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+                        self.assertEqual(pdb["spec"]["minAvailable"], 1)
+                        self.assertEqual(pdb["spec"]["selector"]["matchLabels"]["app"], "istiod")
+                        [deployment] = self.patchedIstiods(docs)
+                        if "replicaCount=2" in extra[1]:
+                            self.assertEqual(deployment["spec"]["replicas"], 2)
+                        else:
+                            [hpa] = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+                            self.assertEqual(hpa["spec"]["minReplicas"], 2)
+                        verify = run([POST_RENDER, "--verify"], input=result.stdout)
+                        self.assertEqual(verify.returncode, 0, verify.stderr)
+
+    def test_the_agent_never_holds_the_api_token(self):
+        # kubelet mounts istiod's API token (which reads Secrets cluster-wide) into every
+        # container that has no mount of its own at the service-account path; the agent logs
+        # in to Vault with a token whose audience the API server does not accept.
+        for version in CHART_VERSIONS:
+            for path, result in self.installs(version):
+                with self.subTest(chart=version, path=path):
+                    [deployment] = self.patchedIstiods(load_docs(result.stdout))
+                    spec = pod_spec(deployment)
+                    volumes = by_name(spec["volumes"])
+                    self.assertEqual(volumes[TOKEN_VOLUME]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+                                     "vault")
+                    for c in spec["containers"] + spec.get("initContainers", []):
+                        at_sa_dir = [m for m in c.get("volumeMounts", []) if m["mountPath"] == API_TOKEN_DIR]
+                        if c["name"] in AGENT_CONTAINERS:
+                            self.assertEqual([m["name"] for m in at_sa_dir], [API_TOKEN_MASK_VOLUME], c["name"])
+                            self.assertEqual(set(volumes[API_TOKEN_MASK_VOLUME]) - {"name"}, {"emptyDir"})
+                            jwt = env_map(c)["CACERTS_AGENT_JWT_FILE"]
+                            self.assertFalse(jwt.startswith(API_TOKEN_DIR), jwt)
+                            self.assertTrue(any(m["name"] == TOKEN_VOLUME and jwt.startswith(m["mountPath"] + "/")
+                                                for m in c["volumeMounts"]), jwt)
+                        else:
+                            self.assertEqual(at_sa_dir, [], f"{c['name']} must keep its API token")
+
+
+class Helm4PluginTest(HelmRender):
+    """kustomize/plugin.yaml: the same post-renderer as a Helm 4 plugin (Helm 4 takes a plugin
+    name for --post-renderer), installed into an empty helm home by a real Helm 4."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.helm3 = cls.helm
+        cls.helm = require_helm4()
+        install = run([cls.helm, "plugin", "install", KUSTOMIZE_DIR], env=cls.env)
+        if install.returncode != 0:
+            raise AssertionError(f"helm plugin install failed: {install.stdout}{install.stderr}")
+
+    def test_helm_4_lists_the_plugin(self):
+        result = run([self.helm, "version", "--short"], env=self.env)
+        self.assertTrue(result.stdout.startswith("v4."), result.stdout)
+        result = run([self.helm, "plugin", "list"], env=self.env)
+        self.assertRegex(result.stdout, r"cacerts-agent\s+0\.1\.0\s+postrenderer/v1")
+
+    def test_the_plugin_renders_what_the_helm_3_script_renders(self):
+        for version in CHART_VERSIONS:
+            for variant in ("sidecar", "native-sidecar multiroot"):
+                with self.subTest(chart=version, variant=variant):
+                    args = [a for w in variant.split() for a in ("--post-renderer-args", w)]
+                    by_plugin = self.render(version, "--post-renderer", "cacerts-agent", *args)
+                    self.assertEqual(by_plugin.returncode, 0, by_plugin.stderr)
+                    docs = load_docs(by_plugin.stdout)
+                    [deployment] = self.patchedIstiods(docs)
+                    self.assertKustomizePod(deployment, variant)
+                    helm3 = run([self.helm3, "template", "istiod", chart_dir(version), "--namespace",
+                                 "istio-system", "--post-renderer", POST_RENDER, *args], env=self.env)
+                    self.assertEqual(helm3.returncode, 0, helm3.stderr)
+                    self.assertEqual(sorted(map(str, docs)), sorted(map(str, load_docs(helm3.stdout))))
+
+    def test_the_image_reaches_the_plugin_by_argument_and_environment(self):
+        ref = "registry.example/cacerts-agent@sha256:" + "ab" * 32
+        for args, env in ((["--post-renderer-args", "--image", "--post-renderer-args", ref], {}),
+                          ([], {"CACERTS_AGENT_IMAGE": ref})):
+            with self.subTest(args=args, env=env):
+                argv = [self.helm, "template", "istiod", chart_dir("1.30.0"), "--namespace", "istio-system",
+                        "--post-renderer", "cacerts-agent", *args]
+                result = run(argv, env=dict(self.env, **env))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                spec = pod_spec(self.patchedIstiods(load_docs(result.stdout))[0])
+                self.assertEqual({c["image"] for c in spec["containers"] + spec["initContainers"]
+                                  if c["name"] in AGENT_CONTAINERS}, {ref})
+
+    def test_the_plugin_verifies_and_fails_closed(self):
+        for version in CHART_VERSIONS:
+            with self.subTest(chart=version):
+                values = os.path.join(HELM_VALUES_DIR, VALUES_FILES["native-sidecar"])
+                good = self.render(version, "-f", values, "--post-renderer", "cacerts-agent",
+                                   "--post-renderer-args", "--verify")
+                self.assertEqual(good.returncode, 0, good.stderr)
+                bad = self.render(version, "--post-renderer", "cacerts-agent", "--post-renderer-args", "--verify")
+                self.assertNotEqual(bad.returncode, 0)
+                self.assertIn('plugin "cacerts-agent" exited with error', bad.stderr)
 
 
 if __name__ == "__main__":

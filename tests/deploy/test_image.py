@@ -27,7 +27,7 @@ import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 
 from deploy_support import (  # noqa: E402
-    BUILD_DIR, COMPONENTS_DIR, DEPLOY_CACHE_DIR, KUSTOMIZE_DIR, SOURCE_DIR, env_map, pod_spec,
+    BUILD_DIR, COMPONENTS_DIR, DEPLOY_CACHE_DIR, SOURCE_DIR, env_map, pod_spec, read_agent_env,
     read_yaml_file, run, run_tests)
 
 IMAGE_CACHE = os.path.join(DEPLOY_CACHE_DIR, "image")
@@ -374,7 +374,7 @@ class ImageClosureTest(unittest.TestCase):
             os.path.join(COMPONENTS_DIR, "init-only", "init-container.yaml")))["initContainers"][0]
         for source in ("kv", "pki"):
             with self.subTest(source=source), tempfile.TemporaryDirectory() as work:
-                config = read_yaml_file(os.path.join(KUSTOMIZE_DIR, "config", source, "configmap.yaml"))["data"]
+                config = read_agent_env(source)
                 env = {**config, **env_map(container)}
                 env["VAULT_ADDR"] = self.startVault(work)
                 out = os.path.join(work, "published")
@@ -389,7 +389,7 @@ class ImageClosureTest(unittest.TestCase):
         # with the native sidecar's own environment.
         container = pod_spec(read_yaml_file(
             os.path.join(COMPONENTS_DIR, "native-sidecar", "native-sidecar.yaml")))["initContainers"][0]
-        config = read_yaml_file(os.path.join(KUSTOMIZE_DIR, "config", "kv", "configmap.yaml"))["data"]
+        config = read_agent_env("kv")
         with tempfile.TemporaryDirectory() as work:
             env = {**config, **env_map(container)}
             env["VAULT_ADDR"] = self.startVault(work)

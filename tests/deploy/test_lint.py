@@ -6,6 +6,7 @@ import sys
 sys.dont_write_bytecode = True
 
 import os  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import unittest  # noqa: E402
 
@@ -67,6 +68,28 @@ class LintTest(unittest.TestCase):
         self.assertIn(os.path.abspath(__file__), scripts)
         result = run([sys.executable, "-m", "pyflakes", *scripts])
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+
+class VersionTest(unittest.TestCase):
+    """One version everywhere: CMake's project(VERSION), the image's OCI label, the image tag
+    the manifests name, and the Helm 4 plugin."""
+
+    def test_the_version_agrees_everywhere(self):
+        with open(os.path.join(SOURCE_DIR, "CMakeLists.txt"), encoding="utf-8") as f:
+            version = re.search(r"project\(\w+ VERSION ([0-9.]+)", f.read()).group(1)
+        with open(os.path.join(SOURCE_DIR, "Dockerfile"), encoding="utf-8") as f:
+            dockerfile = f.read()
+        self.assertIn(f'org.opencontainers.image.version="{version}"', dockerfile)
+        self.assertIn('org.opencontainers.image.licenses="Apache-2.0"', dockerfile)
+        images = set()
+        for root in ("kustomize", "helm"):
+            for path in project_files():
+                if path.startswith(os.path.join(SOURCE_DIR, root) + os.sep) and path.endswith(".yaml"):
+                    with open(path, encoding="utf-8") as f:
+                        images |= set(re.findall(r"image: (ghcr\.io/cacerts-agent/cacerts-agent:\S+)", f.read()))
+        self.assertEqual(images, {f"ghcr.io/cacerts-agent/cacerts-agent:{version}"})
+        with open(os.path.join(SOURCE_DIR, "kustomize", "plugin.yaml"), encoding="utf-8") as f:
+            self.assertIn(f"\nversion: {version}\n", f.read())
 
 
 if __name__ == "__main__":
