@@ -62,8 +62,8 @@ Result<HttpUrlParts> splitHttpUrl(std::string_view url);
 class ReloadConfirmer {
  public:
   // Builds the real thing: parses options.metrics_url and creates an httplib transport
-  // (short connect/read timeouts; istiod listens on loopback). An empty URL yields a
-  // confirmer that always reports kDisabled. Errors name --istiod-metrics-url.
+  // (short connect/read timeouts, at most 2 s a poll; istiod listens on loopback). An
+  // empty URL yields a confirmer that always reports kDisabled. Errors name --istiod-metrics-url.
   static Result<std::unique_ptr<ReloadConfirmer>> create(const ReloadConfirmOptions& options, Clock& clock);
 
   // For tests and custom wiring: `transport` answers requests for `target` (the path part
@@ -76,7 +76,9 @@ class ReloadConfirmer {
   // seconds — X.509 times have no fractions), then returns kConfirmed. Polls once at
   // the start, then every poll_interval (capped so no wait passes the deadline), with a
   // final poll at the deadline; then kTimedOut. Any failure to read or parse is just a
-  // reason to poll again. Blocks the calling thread; not thread-safe.
+  // reason to poll again. Each poll's request is cut to the time left (at least 200 ms,
+  // for the final poll), so however slowly istiod answers, confirm() returns within
+  // options.timeout plus about 200 ms. Blocks the calling thread; not thread-safe.
   ReloadConfirmation confirm(SystemTime expected_not_after);
 
   bool enabled() const { return transport_ != nullptr; }

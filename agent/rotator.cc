@@ -101,6 +101,11 @@ Readiness Rotator::readiness() const {
   return {true, ""};
 }
 
+std::optional<SystemTime> Rotator::publishedNotAfter() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  return ready_until_;
+}
+
 void Rotator::adopt() {
   std::string layout;
   Result<CaMaterial> published = readPublished(writer_, layout);
