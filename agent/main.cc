@@ -7,9 +7,11 @@
 #include "agent/modes.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/openssl_init.h"
 #include "common/random.h"
 
 int main(int argc, char** argv) {
+  (void)cacerts::initOpenSsl();  // before anything uses OpenSSL; see the header
   // httplib never uses MSG_NOSIGNAL: a write to a connection the peer closed must be an
   // error value, not a process kill.
   std::signal(SIGPIPE, SIG_IGN);

@@ -20,6 +20,7 @@
 #include "agent/rotator.h"
 #include "agent/status_server.h"
 #include "agent/vault_session.h"
+#include "common/idle_memory.h"
 
 namespace cacerts {
 namespace {
@@ -97,6 +98,24 @@ class VaultBatchSource final : public CaSource {
   Clock& clock_;
   Duration attempt_timeout_;
   std::function<std::optional<SystemTime>()> expiry_;
+};
+
+// The rotator's clock: before the loop sleeps for long (between renewals, polls and
+// retries), gives back what the work since the last sleep left resident (see
+// releaseIdleMemory). Short waits are left alone; no wake-up is added.
+class ReleasingClock final : public Clock {
+ public:
+  explicit ReleasingClock(Clock& inner) : inner_(inner) {}
+  SystemTime now() const override { return inner_.now(); }
+  bool sleepFor(Duration d) override {
+    if (d >= kLongSleep) releaseIdleMemory();
+    return inner_.sleepFor(d);
+  }
+  void interrupt() override { inner_.interrupt(); }
+
+ private:
+  static constexpr Duration kLongSleep = std::chrono::seconds(5);
+  Clock& inner_;
 };
 
 // Tells the signal watcher that the process finished its own orderly shutdown.
@@ -210,7 +229,8 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
   Result<std::unique_ptr<ReloadConfirmer>> confirmer = ReloadConfirmer::create(confirm_options, clock);
   if (!confirmer) return failed(confirmer.error());
 
-  Rotator rotator(batch, writer, **confirmer, metrics, clock, random, rotatorSettings(config));
+  ReleasingClock rotator_clock(clock);
+  Rotator rotator(batch, writer, **confirmer, metrics, rotator_clock, random, rotatorSettings(config));
   batch.setExpiry([&rotator] { return rotator.publishedNotAfter(); });
   RotatorControl control;
   StatusHandlers handlers;
