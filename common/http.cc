@@ -119,12 +119,18 @@ class DeadlineWatchdog {
     fd_ = fd;
     if (fired_) ::shutdown(fd, SHUT_RDWR);  // opened after the deadline: fail at once
   }
-  // The request is over; whether the deadline cut it short.
+  // The request is over; whether the deadline cut it short. Wakes the thread now, while
+  // the process is busy anyway, so that it does not wake at the old deadline during idle.
   bool disarm() {
-    std::lock_guard<std::mutex> lock(mu_);
-    deadline_.reset();
-    fd_ = -1;
-    return fired_;
+    bool fired = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      deadline_.reset();
+      fd_ = -1;
+      fired = fired_;
+    }
+    cv_.notify_all();
+    return fired;
   }
 
  private:
