@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/core_dumps.h"
 #include "common/log.h"
+#include "common/openssl_init.h"
 #include "common/random.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", hardened.error().message.c_str());
     return 1;
   }
+  (void)cacerts::initOpenSsl();  // before anything uses OpenSSL; see the header
   // httplib never uses MSG_NOSIGNAL: a write to a connection the peer closed must be an
   // error value, not a process kill.
   std::signal(SIGPIPE, SIG_IGN);

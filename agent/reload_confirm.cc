@@ -13,6 +13,8 @@ namespace {
 
 // A wait of zero would make no progress on a clock that only moves when slept on.
 constexpr Duration kMinPollInterval{10};
+// The budget of the final poll, made at the deadline: enough for a local answer.
+constexpr Duration kMinPollBudget = std::chrono::milliseconds(200);
 
 // istiod's metrics page is a few hundred KB; anything far beyond that is not istiod.
 constexpr std::size_t kMaxMetricsBytes = 16 * 1024 * 1024;
@@ -71,6 +73,7 @@ Result<std::unique_ptr<ReloadConfirmer>> ReloadConfirmer::create(const ReloadCon
   // istiod serves its metrics locally: a slow answer is as good as none for this check.
   limits.connect_timeout = std::chrono::seconds(1);
   limits.read_timeout = std::chrono::seconds(2);
+  limits.request_timeout = std::chrono::seconds(2);
   limits.max_body_bytes = kMaxMetricsBytes;
   auto transport = makeHttplibTransport(parts->origin, TlsOptions{}, limits);
   if (!transport) return withContext(transport.error(), "--istiod-metrics-url");
@@ -86,7 +89,7 @@ ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
   if (!transport_) return result;  // kDisabled
   const SystemTime deadline = clock_.now() + timeout();
   for (;;) {
-    if (pollOnce(expected_not_after, result)) {
+    if (pollOnce(expected_not_after, deadline, result)) {
       result.outcome = ReloadOutcome::kConfirmed;
       return result;
     }
@@ -104,7 +107,7 @@ ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
 
 Duration ReloadConfirmer::pollInterval() const { return std::max(options_.poll_interval, kMinPollInterval); }
 
-bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, ReloadConfirmation& progress) {
+bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadConfirmation& progress) {
   if (!transport_) return false;
   const std::int64_t expected =
       std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
@@ -112,6 +115,8 @@ bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, ReloadConfirmation
   HttpRequest request;
   request.method = "GET";
   request.target = target_;
+  // A slow or trickling istiod must not hold the confirmation past its deadline.
+  request.timeout = std::max(std::chrono::duration_cast<Duration>(deadline - clock_.now()), kMinPollBudget);
   auto response = transport_->send(request);
   if (!response) {
     progress.last_problem = response.error().message;

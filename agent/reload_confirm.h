@@ -63,8 +63,8 @@ Result<HttpUrlParts> splitHttpUrl(std::string_view url);
 class ReloadConfirmer {
  public:
   // Builds the real thing: parses options.metrics_url and creates an httplib transport
-  // (short connect/read timeouts; istiod listens on loopback). An empty URL yields a
-  // confirmer that always reports kDisabled. Errors name --istiod-metrics-url.
+  // (short connect/read timeouts, at most 2 s a poll; istiod listens on loopback). An
+  // empty URL yields a confirmer that always reports kDisabled. Errors name --istiod-metrics-url.
   static Result<std::unique_ptr<ReloadConfirmer>> create(const ReloadConfirmOptions& options, Clock& clock);
 
   // For tests and custom wiring: `transport` answers requests for `target` (the path part
@@ -77,15 +77,18 @@ class ReloadConfirmer {
   // seconds — X.509 times have no fractions), then returns kConfirmed. Polls once at
   // the start, then every poll_interval (capped so no wait passes the deadline), with a
   // final poll at the deadline; then kTimedOut. Any failure to read or parse is just a
-  // reason to poll again. Blocks the calling thread; not thread-safe.
+  // reason to poll again. Each poll's request is cut to the time left (at least 200 ms,
+  // for the final poll), so however slowly istiod answers, confirm() returns within
+  // options.timeout plus about 200 ms. Blocks the calling thread; not thread-safe.
   ReloadConfirmation confirm(SystemTime expected_not_after);
 
   // One read of istiod's metrics, no waiting: true when it reports expected_not_after;
   // otherwise records why not in `progress` (last_problem, last_value). Counts the poll in
-  // progress.polls. For a caller that schedules the polls itself, every pollInterval()
+  // progress.polls. The request is cut to the time left before `deadline` (at least 200 ms).
+  // For a caller that schedules the polls itself, every pollInterval()
   // until timeout() has passed, so that confirmation never holds up its other work (the
   // sidecar loop). Not thread-safe.
-  bool pollOnce(SystemTime expected_not_after, ReloadConfirmation& progress);
+  bool pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadConfirmation& progress);
   Duration pollInterval() const;
   Duration timeout() const { return std::max(options_.timeout, Duration::zero()); }
 

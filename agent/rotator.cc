@@ -122,6 +122,11 @@ Readiness Rotator::readiness() const {
   return {true, ""};
 }
 
+std::optional<SystemTime> Rotator::publishedNotAfter() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  return ready_until_;
+}
+
 void Rotator::adopt() {
   Layout layout = Layout::kIstio;
   Result<CaMaterial> published = readPublished(writer_, layout);
@@ -456,7 +461,7 @@ void Rotator::confirmReload() {
 
 void Rotator::confirmStep() {
   PendingConfirm& c = *confirm_;
-  const bool confirmed = confirmer_.pollOnce(c.expected_not_after, c.progress);
+  const bool confirmed = confirmer_.pollOnce(c.expected_not_after, c.deadline, c.progress);
   const SystemTime now = clock_.now();
   if (confirmed) {
     metrics_.setGauge(kMetricReloadConfirmed, 1.0);

@@ -95,6 +95,10 @@ class Rotator {
   // Thread-safe; never touches Vault.
   Readiness readiness() const;
 
+  // The published ca-cert's notAfter while a valid generation is published (adopted or
+  // written by this process). Thread-safe; lets a Vault batch end before it.
+  std::optional<SystemTime> publishedNotAfter() const;
+
   // Held while a generation is written. A forced shutdown takes it before exiting, so it
   // never cuts a publish short.
   std::mutex& publishMutex() { return publish_mu_; }

@@ -5,11 +5,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "agent/agent_metrics.h"
@@ -18,6 +20,7 @@
 #include "agent/rotator.h"
 #include "agent/status_server.h"
 #include "agent/vault_session.h"
+#include "common/idle_memory.h"
 
 namespace cacerts {
 namespace {
@@ -49,9 +52,11 @@ std::string vaultOperation(const std::string& call) {
   return method == "GET" ? "read" : "write";
 }
 
-// Each renewal or poll is one batch of Vault calls: bound its retries by --timeout and
-// look after the token just before it, never in between; close the Vault connection after
-// it, so that no socket stays open while the sidecar idles between batches.
+// Each renewal or poll is one batch of Vault calls: bound its retries and every request in
+// it by --timeout and by the published ca-cert's expiry (a slow or trickling Vault must not
+// keep the sidecar past notAfter), and look after the token just before it, never in
+// between; close the Vault connection after it, so that no socket stays open while the
+// sidecar idles between batches.
 class VaultBatchSource final : public CaSource {
  public:
   VaultBatchSource(CaSource& inner, VaultClient& vault, HttpTransport& transport, Clock& clock,
@@ -65,6 +70,8 @@ class VaultBatchSource final : public CaSource {
     return loaded;
   }
   std::string describe() const override { return inner_.describe(); }
+  // Where the published ca-cert's notAfter comes from (none until set).
+  void setExpiry(std::function<std::optional<SystemTime>()> expiry) { expiry_ = std::move(expiry); }
   Result<std::optional<std::string>> changeStamp() override {
     begin();
     Result<std::optional<std::string>> stamp = inner_.changeStamp();
@@ -74,7 +81,13 @@ class VaultBatchSource final : public CaSource {
 
  private:
   void begin() {
-    vault_.setRetryDeadline(clock_.now() + attempt_timeout_);
+    const SystemTime now = clock_.now();
+    SystemTime deadline = now + attempt_timeout_;
+    // Past notAfter the rotator gives up anyway; each attempt still gets its 1 s floor.
+    if (const auto expiry = expiry_ ? expiry_() : std::nullopt; expiry && *expiry > now) {
+      deadline = std::min(deadline, *expiry);
+    }
+    vault_.setRetryDeadline(deadline);
     // A failed renewal has already dropped the token; the batch logs in again.
     (void)vault_.refreshTokenIfExpiring();
   }
@@ -84,6 +97,31 @@ class VaultBatchSource final : public CaSource {
   HttpTransport& transport_;
   Clock& clock_;
   Duration attempt_timeout_;
+  std::function<std::optional<SystemTime>()> expiry_;
+};
+
+// The rotator's clock: before the loop sleeps for long (between renewals, polls and
+// retries), gives back what the work since the last sleep left resident (see
+// releaseIdleMemory). Short waits are left alone; no wake-up is added.
+class ReleasingClock final : public Clock {
+ public:
+  explicit ReleasingClock(Clock& inner) : inner_(inner) {}
+  SystemTime now() const override { return inner_.now(); }
+  bool sleepFor(Duration d) override {
+    if (d >= kLongSleep) releaseIdleMemory();
+    return inner_.sleepFor(d);
+  }
+  // Forwarded, not left to the base class: the inner clock's wall-clock wait is what wakes
+  // the loop at a clock step without periodic wake-ups.
+  bool sleepUntil(SystemTime deadline) override {
+    if (deadline - inner_.now() >= kLongSleep) releaseIdleMemory();
+    return inner_.sleepUntil(deadline);
+  }
+  void interrupt() override { inner_.interrupt(); }
+
+ private:
+  static constexpr Duration kLongSleep = std::chrono::seconds(5);
+  Clock& inner_;
 };
 
 // Tells the signal watcher that the process finished its own orderly shutdown.
@@ -201,7 +239,9 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
   Result<std::unique_ptr<ReloadConfirmer>> confirmer = ReloadConfirmer::create(confirm_options, clock);
   if (!confirmer) return failed(confirmer.error());
 
-  Rotator rotator(batch, writer, **confirmer, metrics, clock, random, rotatorSettings(config));
+  ReleasingClock rotator_clock(clock);
+  Rotator rotator(batch, writer, **confirmer, metrics, rotator_clock, random, rotatorSettings(config));
+  batch.setExpiry([&rotator] { return rotator.publishedNotAfter(); });
   RotatorControl control;
   StatusHandlers handlers;
   handlers.readiness = [&rotator] { return rotator.readiness(); };

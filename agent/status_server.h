@@ -9,11 +9,18 @@
 //                  ::1 or their IPv4-mapped forms); any other peer gets 403. The check uses
 //                  the TCP peer address, never a header.
 //
-// Requests are served on a small thread pool of its own, started by start() and joined by
-// stop(); the accept loop blocks (no periodic wake-ups while idle). Connections are not
-// kept alive and idle or slow clients are cut after about a second, so stop() is prompt.
+// One thread of its own, started by start() and joined by stop(), serves every connection
+// with poll(): a slow or idle client costs a socket and a small buffer, never a worker, so
+// probes are answered while others trickle. Each connection must deliver its whole request
+// (at most kStatusMaxRequestBytes) within kStatusRequestDeadline of being accepted and is
+// closed after one response (Connection: close). At most kStatusMaxConnections are open;
+// a new connection beyond that closes the oldest one, so a fresh probe is always read.
+// While no connection is open the thread sleeps in poll() without a timeout (no periodic
+// wake-ups); stop() wakes it through an eventfd and is prompt whatever the clients do.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -47,9 +54,14 @@ struct ListenAddress {
 // kInvalidArgument naming --listen for anything else.
 Result<ListenAddress> parseListenAddress(std::string_view listen);
 
-// True for 127.0.0.0/8, ::1, and ::ffff:127.x.y.z as httplib reports peers (numeric,
+// True for 127.0.0.0/8, ::1, and ::ffff:127.x.y.z as inet_ntop prints peers (numeric,
 // no brackets, no port). False for everything else, including unparseable text.
 bool isLoopbackAddress(std::string_view address);
+
+inline constexpr std::chrono::milliseconds kStatusRequestDeadline{2000};  // accept to full request
+inline constexpr std::chrono::milliseconds kStatusResponseDeadline{5000};  // accept to response sent
+inline constexpr std::size_t kStatusMaxConnections = 128;
+inline constexpr std::size_t kStatusMaxRequestBytes = 8 * 1024;  // request line, headers and body
 
 class StatusServer {
  public:
@@ -68,8 +80,8 @@ class StatusServer {
   // The bound TCP port (the kernel's choice for port 0); 0 before start().
   int port() const;
 
-  // Stops accepting, finishes in-flight requests and joins the server threads.
-  // Idempotent; must not race with start().
+  // Stops accepting, closes every open connection (answered or not) and joins the server
+  // thread. Idempotent; must not race with start().
   void stop();
 
  private:

@@ -20,7 +20,7 @@
 #   SOAK_ROTATIONS      scheduled rotations in the rotation soak, bench/soak.sh (default: 300; 0 skips);
 #                       SOAK_TTL, SOAK_RENEW_BEFORE, SOAK_DEADLINE: see bench/soak.sh --help
 #
-# Needs: curl, jq, openssl, /usr/bin/time (Debian: time), strip (binutils); hyperfine when
+# Needs: curl, jq, openssl, python3, /usr/bin/time (Debian: time), strip (binutils); hyperfine when
 # installed (else a timing loop reports medians the same way); clang for the fuzz run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,8 +35,8 @@ fleet_size=${BENCH_FLEET:-50}
 fleet_seconds=${BENCH_FLEET_SECONDS:-150}
 soak_rotations=${SOAK_ROTATIONS:-300}
 
-for tool in curl jq openssl strip /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install curl jq openssl binutils time)" >&2; exit 2; }
+for tool in curl jq openssl python3 strip /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install curl jq openssl python3 binutils time)" >&2; exit 2; }
 done
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -233,6 +233,17 @@ for name in "${init_runs[@]}"; do
   unset -n cmd
 done
 
+# --- init against a Vault that trickles its answers (one byte every 0.3 s) ------------------
+# Each byte restarts a read timeout; only the request's overall budget, cut to --timeout,
+# ends the run. Exit 4 is expected, about --timeout after the start.
+log "init against a trickling Vault (--timeout 5s)"
+control -X POST -d '{"kind":"trickle","path_prefix":"secret/data/","count":-1}' "$VAULT_ADDR/_test/faults" >/dev/null
+trickle_start=$(date +%s%N)
+trickle_code=0
+"${agent_kv[@]}" --timeout 5s >"$work/trickle.out" 2>&1 || trickle_code=$?
+trickle_ms=$((($(date +%s%N) - trickle_start) / 1000000))
+control -X DELETE "$VAULT_ADDR/_test/faults" >/dev/null
+
 # --- binary size ---------------------------------------------------------------------------
 strip --strip-all -o "$work/cacerts-agent.stripped" "$agent"
 size_stripped=$(stat -c %s "$work/cacerts-agent.stripped")
@@ -340,8 +351,18 @@ if [ "$sidecar_available" = yes ]; then
     st_rss_100=$(rss_kib "${sc_pid[sc-static]}")
     st_anon_100=$(awk '/^RssAnon:/ {print $2}' "/proc/${sc_pid[sc-static]}/status")
     st_file_100=$(awk '/^RssFile:/ {print $2}' "/proc/${sc_pid[sc-static]}/status")
+    st_threads=$(threads_of "${sc_pid[sc-static]}")
     kill "${sc_pid[sc-static]}" 2>/dev/null || true
   fi
+
+  # Probes while 50 clients trickle or idle on the status port (the kubelet's timeout is 1 s).
+  log "sidecar: probe latency with 50 slow clients connected"
+  probe_line=$(python3 "$root/bench/probe_latency.py" "${sc_port[sc-pki]}" 50 200)
+  probe_field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$probe_line"; }
+  probe_p50=$(probe_field p50_ms)
+  probe_p99=$(probe_field p99_ms)
+  probe_max=$(probe_field max_ms)
+  probe_failed=$(probe_field failed)
 
   log "sidecar: idle window of ${idle_seconds}s"
   declare -A idle_cpu0 idle_ctx0 idle_req0
@@ -478,6 +499,7 @@ not_measured="not measured"
     echo "| PKI ec-256, wall time, static image binary | $(fmt_ms "${wall[agent_pki_ec_static]}") | $(fmt_ms "${wall[shell_pki_ec]}") | $(ratio "${wall[shell_pki_ec]}" "${wall[agent_pki_ec_static]}") | < 15 ms: $(goal "${wall[agent_pki_ec_static]}" "<" 15); ≥ 10×: $(goal "$(awk -v a="${wall[shell_pki_ec]}" -v b="${wall[agent_pki_ec_static]}" 'BEGIN {print a / b}')" ">=" 10) |"
   fi
   echo "| process start and exit (\`cacerts-agent version\`), wall time | $(fmt_ms "$wall_version") | | | |"
+  echo "| KV, \`--timeout 5s\`, Vault trickling one byte every 0.3 s: exit code; time to exit | exit $trickle_code; $(fmt_ms "$trickle_ms") | | | exit 4 within 8 s: $( [ "$trickle_code" = 4 ] && goal "$trickle_ms" "<" 8000 || echo "NOT met") |"
   echo "| KV, peak RSS | $(fmt_mib "${rss[agent_kv]}") | $(fmt_mib "${rss[shell_kv]}") | $(ratio "${rss[shell_kv]}" "${rss[agent_kv]}") | |"
   echo "| PKI ec-256, peak RSS | $(fmt_mib "${rss[agent_pki_ec]}") | $(fmt_mib "${rss[shell_pki_ec]}") | $(ratio "${rss[shell_pki_ec]}" "${rss[agent_pki_ec]}") | |"
   echo "| PKI rsa-3072, peak RSS | $(fmt_mib "${rss[agent_pki_rsa]}") | $(fmt_mib "${rss[shell_pki_rsa]}") | $(ratio "${rss[shell_pki_rsa]}" "${rss[agent_pki_rsa]}") | |"
@@ -529,11 +551,12 @@ not_measured="not measured"
     echo "| RSS after start (PKI, ec-256) | $(fmt_mib "$sc_rss_start") | |"
     echo "| RSS after 100 forced rotations (PKI, ec-256); of it anonymous (heap, stacks); peak | $(fmt_mib "$sc_rss_100"); $(fmt_mib "$sc_anon_100"); $(fmt_mib "$sc_hwm_100") | < 6 MiB: $(goal "$sc_rss_100" "<" 6144) |"
     if [ -n "${st_rss_100:-}" ]; then
-      echo "| the same with the static image binary: RSS; anonymous; file-backed (the binary's own pages) | $(fmt_mib "$st_rss_100"); $(fmt_mib "$st_anon_100"); $(fmt_mib "$st_file_100") | < 6 MiB: $(goal "$st_rss_100" "<" 6144) |"
+      echo "| the same with the static image binary: RSS; anonymous; file-backed (the binary's own pages); threads | $(fmt_mib "$st_rss_100"); $(fmt_mib "$st_anon_100"); $(fmt_mib "$st_file_100"); $st_threads | ≤ 4 MiB: $(goal "$st_rss_100" "<" 4097) |"
     else
-      echo "| the same with the static image binary | not measured: no static build here (\`ctest -R deploy.image\` makes one) | < 6 MiB |"
+      echo "| the same with the static image binary | not measured: no static build here (\`ctest -R deploy.image\` makes one) | ≤ 4 MiB |"
     fi
     echo "| 100 rotations: median time from request to published generation; failures | $(fmt_ms "$rot_ms"); $rot_failures | |"
+    echo "| /healthz and /readyz with 50 slow or idle clients connected: p50; p99; max; probes failed (no 200 within 1 s) of 200 | $(fmt_ms "$probe_p50"); $(fmt_ms "$probe_p99"); $(fmt_ms "$probe_max"); $probe_failed | p99 < 100 ms: $(goal "$probe_p99" "<" 100) |"
     echo "| Vault requests per rotation, PKI | ${rot_ops_sc_pki:-none} | 1 sign + issuer reads |"
     echo "| Vault requests per forced renewal, KV | ${rot_ops_sc_kv:-none} | 1 read |"
     echo "| Idle ${idle_seconds}s, PKI sidecar: CPU time, context switches ($sc_threads threads), Vault requests | ${idle_cpu_ms[sc-pki]} ms, ${idle_ctx[sc-pki]}, ${idle_req[sc-pki]} | no wake-ups beyond the schedule |"

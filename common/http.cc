@@ -6,10 +6,15 @@
 #include <httplib.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace cacerts {
 namespace {
@@ -73,25 +78,117 @@ bool idleConnectionQuiet(int fd) {
   return ::poll(&p, 1, 0) == 0;
 }
 
+using Steady = std::chrono::steady_clock;
+
+// Enforces a request's overall deadline. httplib's timeouts restart with every byte, so a
+// peer that trickles defeats them; this thread shuts the request's socket down when the
+// deadline passes, which wakes httplib's poll() and fails its read, write or handshake.
+// shutdown() rather than ClientImpl::stop(): stop() waits on the mutex httplib holds for
+// the whole connect and TLS handshake, which is where a trickling peer may hold us.
+// The thread starts with the first request and sleeps on a condition variable while no
+// request is in flight.
+class DeadlineWatchdog {
+ public:
+  DeadlineWatchdog() = default;
+  ~DeadlineWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  DeadlineWatchdog(const DeadlineWatchdog&) = delete;
+  DeadlineWatchdog& operator=(const DeadlineWatchdog&) = delete;
+
+  // A request starts: fd is its socket if one is already open (-1 otherwise).
+  void arm(Steady::time_point deadline, int fd) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      deadline_ = deadline;
+      fd_ = fd;
+      fired_ = false;
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+    cv_.notify_all();
+  }
+  // httplib opened a socket for the armed request (its socket-options hook).
+  void socketOpened(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!deadline_) return;
+    fd_ = fd;
+    if (fired_) ::shutdown(fd, SHUT_RDWR);  // opened after the deadline: fail at once
+  }
+  // The request is over; whether the deadline cut it short. Wakes the thread now, while
+  // the process is busy anyway, so that it does not wake at the old deadline during idle.
+  bool disarm() {
+    bool fired = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      deadline_.reset();
+      fd_ = -1;
+      fired = fired_;
+    }
+    cv_.notify_all();
+    return fired;
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!quit_) {
+      if (!deadline_ || fired_) {
+        cv_.wait(lock);
+        continue;
+      }
+      const auto deadline = *deadline_;
+      cv_.wait_until(lock, deadline);
+      if (deadline_ && !fired_ && Steady::now() >= *deadline_) {
+        fired_ = true;
+        // fd_ is the armed request's socket: httplib closes it only after send() returns,
+        // and disarm() runs before that.
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Steady::time_point> deadline_;
+  int fd_ = -1;
+  bool fired_ = false;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
 class HttplibTransport final : public HttpTransport {
  public:
   HttplibTransport(std::unique_ptr<httplib::ClientImpl> client, std::string origin, HttpLimits limits)
-      : client_(std::move(client)), origin_(std::move(origin)), limits_(limits) {}
+      : client_(std::move(client)), origin_(std::move(origin)), limits_(limits) {
+    client_->set_socket_options([this](socket_t sock) { watchdog_.socketOpened(sock); });
+  }
 
   Result<HttpResponse> send(const HttpRequest& request) override {
     const bool reused = keepConnectionIfUsable();
-    const auto started = std::chrono::steady_clock::now();
-    Attempt a = sendOnce(request);
+    const auto started = Steady::now();
+    const auto deadline = started + budget(request);
+    Attempt a = sendOnce(request, deadline);
     // A reused connection can still be closed by the server between our check and the
     // request reaching it. Such a failure comes at once and before the status line: the
     // server did not answer this request, so it is sent once more on a new connection,
     // as a fresh connection would have carried it in the first place (httplib has closed
     // the failed one). A timeout is not that: it is reported, not doubled.
-    const bool fast = std::chrono::steady_clock::now() - started < readTimeout(request);
-    if (!a.sent && reused && fast && !a.status_line_received && !a.too_large &&
+    const bool fast = Steady::now() - started < std::min(limits_.read_timeout, budget(request));
+    if (!a.sent && !a.deadline_passed && reused && fast && !a.status_line_received && !a.too_large &&
         (a.error == httplib::Error::Read || a.error == httplib::Error::Write)) {
       spdlog::debug("event=http_reconnect origin={} reason=\"kept-alive connection closed by the peer\"", origin_);
-      a = sendOnce(request);
+      a = sendOnce(request, deadline);
+    }
+    if (a.deadline_passed) {
+      return Error{ErrorCode::kUnavailable,
+                   origin_ + ": no complete response within " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(budget(request)).count()) +
+                       " ms (the request's time budget; the peer is too slow or trickles)"};
     }
     if (a.too_large) {
       return Error{ErrorCode::kUnavailable, origin_ + ": response larger than " +
@@ -109,6 +206,7 @@ class HttplibTransport final : public HttpTransport {
  private:
   struct Attempt {
     bool sent = false;
+    bool deadline_passed = false;
     bool status_line_received = false;
     bool too_large = false;
     httplib::Error error = httplib::Error::Success;
@@ -125,16 +223,21 @@ class HttplibTransport final : public HttpTransport {
     return false;
   }
 
-  Duration readTimeout(const HttpRequest& request) const {
-    return request.read_timeout > Duration::zero() ? std::min(request.read_timeout, limits_.read_timeout)
-                                                   : limits_.read_timeout;
+  Duration budget(const HttpRequest& request) const {
+    return request.timeout > Duration::zero() ? std::min(request.timeout, limits_.request_timeout)
+                                              : limits_.request_timeout;
   }
 
-  Attempt sendOnce(const HttpRequest& request) {
+  Attempt sendOnce(const HttpRequest& request, Steady::time_point deadline) {
     Attempt a;
-    const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(readTimeout(request));
-    client_->set_read_timeout(timeout);
-    client_->set_write_timeout(timeout);
+    const auto left = std::max(std::chrono::duration_cast<std::chrono::microseconds>(deadline - Steady::now()),
+                               std::chrono::microseconds(1000));
+    // The per-step timeouts never exceed what is left; the watchdog covers the rest.
+    const auto io = std::min(std::chrono::duration_cast<std::chrono::microseconds>(limits_.read_timeout), left);
+    client_->set_read_timeout(io);
+    client_->set_write_timeout(io);
+    client_->set_connection_timeout(
+        std::min(std::chrono::duration_cast<std::chrono::microseconds>(limits_.connect_timeout), left));
     httplib::Request req;
     req.method = request.method == "LIST" ? "GET" : request.method;
     req.path = request.target;
@@ -164,7 +267,14 @@ class HttplibTransport final : public HttpTransport {
       return true;
     };
     httplib::Response res;
+    watchdog_.arm(deadline, client_->is_socket_open() ? client_->socket() : -1);
     a.sent = client_->send(req, res, a.error);
+    if (watchdog_.disarm()) {
+      // The socket is shut down: whatever httplib made of it, this connection is finished.
+      // A response completed just before that is still good.
+      client_->stop();
+      a.deadline_passed = !a.sent;
+    }
     // The request body may carry a credential (JWT, secret_id): wipe our copy now.
     cleanseMemory(req.body.data(), req.body.size());
     a.status_line_received = res.status >= 0;
@@ -208,6 +318,8 @@ class HttplibTransport final : public HttpTransport {
     }
   }
 
+  // Declared before client_: destroyed after it, so no socket hook outlives it.
+  DeadlineWatchdog watchdog_;
   std::unique_ptr<httplib::ClientImpl> client_;
   std::string origin_;
   HttpLimits limits_;

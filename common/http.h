@@ -19,9 +19,13 @@ struct HttpRequest {
   std::string target;  // absolute path plus query, e.g. "/v1/secret/data/x?version=2"
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;    // may hold a credential: never logged, wiped by the caller
-  // Per-request read timeout: the smaller of this and HttpLimits::read_timeout (zero: the
-  // limit alone). Lets a caller with a deadline keep one hung response from outliving it.
-  Duration read_timeout = Duration::zero();
+  // Time budget for the whole round trip: connect, TLS handshake, sending the request and
+  // reading the full response, together. The smaller of this and HttpLimits::request_timeout
+  // applies (zero: the limit alone). A peer that trickles bytes cannot stretch it: when it
+  // runs out the transport shuts the socket down, whatever phase the request is in (name
+  // resolution aside, which the C library does not let anyone cut short). Lets a caller
+  // with a deadline keep one hung or trickling response from outliving it.
+  Duration timeout = Duration::zero();
 };
 
 struct HttpResponse {
@@ -41,7 +45,11 @@ struct TlsOptions {
 
 struct HttpLimits {
   Duration connect_timeout = std::chrono::seconds(5);
+  // Longest wait for any one read or write; restarts whenever a byte moves, so it cannot
+  // bound a request on its own: request_timeout does.
   Duration read_timeout = std::chrono::seconds(30);
+  // Longest any one request may take from start to the end of its response.
+  Duration request_timeout = std::chrono::seconds(60);
   std::size_t max_body_bytes = 4 * 1024 * 1024;
   // Keep-alive: a connection is reused by the next request only if it has been idle for
   // less than this (zero: one connection per request). Keep it well below any server or
@@ -55,7 +63,8 @@ class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
   // Returns the response for any status code. Errors: kUnavailable for connection
-  // refused/reset, timeouts, TLS handshake failures, truncated or oversized bodies;
+  // refused/reset, timeouts (including the request's overall budget, see
+  // HttpRequest::timeout), TLS handshake failures, truncated or oversized bodies;
   // kInvalidArgument for server-certificate verification failures (wrong CA, wrong name):
   // retrying cannot fix them, the configuration must change.
   // With keep-alive (HttpLimits::keep_alive_idle), a connection the peer closed or reset
@@ -65,7 +74,8 @@ class HttpTransport {
   // timeout, a cut-off body or an oversized one). Any failure closes the connection, so
   // the next request starts on a new one.
   // The process must ignore SIGPIPE: httplib writes to sockets without MSG_NOSIGNAL.
-  // Not thread-safe: one request at a time.
+  // Not thread-safe: one request at a time. An implementation may keep one helper thread
+  // that sleeps while no request is in flight (no periodic wake-ups).
   virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
 
   // Closes a kept-alive connection now; the next send() opens a new one. Long-lived

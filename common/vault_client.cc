@@ -11,7 +11,7 @@
 namespace cacerts {
 namespace {
 
-// The shortest read timeout an attempt gets, however close the retry deadline is.
+// The shortest time budget an attempt gets, however close the retry deadline is.
 constexpr Duration kMinAttemptTimeout = std::chrono::seconds(1);
 
 // Vault error texts are often flattened Go multierrors ("1 error occurred:\n\t* x\n\n");
@@ -110,10 +110,10 @@ Result<VaultResponse> VaultClient::attempt(const std::string& method, const std:
   if (authenticated && token_) req.headers.emplace_back("X-Vault-Token", std::string(token_->token.view()));
   if (body != nullptr) req.body = body->dump();
   if (deadline_) {
-    // A hung response must not outlive --timeout by the transport's full read timeout; the
-    // floor gives the attempt made at the deadline a fair chance.
+    // A hung or trickling response must not outlive --timeout; the floor gives the attempt
+    // made at the deadline a fair chance.
     const auto left = std::chrono::duration_cast<Duration>(*deadline_ - clock_.now());
-    req.read_timeout = std::max(left, kMinAttemptTimeout);
+    req.timeout = std::max(left, kMinAttemptTimeout);
   }
   const std::string what = method + " " + path;
 

@@ -60,9 +60,10 @@ class VaultClient {
 
   void setAuthenticator(VaultAuthenticator* auth) { auth_ = auth; }
   // Transient failures are retried until this time; after it, the last error is returned
-  // as kDeadlineExceeded. Each attempt's read timeout is also cut to the time left (at
-  // least 1 s), so a hung response ends the run about when the deadline does. Default: no
-  // retries, and the transport's own read timeout.
+  // as kDeadlineExceeded. Each attempt's overall time budget (HttpRequest::timeout) is
+  // also cut to the time left (at least 1 s), so a hung or trickling response ends the run
+  // at most about a second after the deadline. Default: no retries, and the transport's own
+  // request timeout.
   void setRetryDeadline(std::optional<SystemTime> deadline) { deadline_ = deadline; }
   // Called once per HTTP attempt with the operation name and status (0 on transport error).
   void setObserver(std::function<void(const std::string& operation, int status)> observer) {

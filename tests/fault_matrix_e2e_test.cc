@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -28,6 +29,8 @@
 #include "tests/support/e2e.h"
 #include "tests/support/fault_matrix.h"
 #include "tests/support/sidecar_harness.h"
+#include "tests/support/slow_clients.h"
+#include "tests/support/trickling_peer.h"
 #include "tests/vault_server/auth_engines.h"
 
 namespace cacerts::testing {
@@ -721,6 +724,71 @@ struct SlowSidecar {
   }
 };
 
+// 50 clients that trickle or idle on the status port while kubelet-style probes run for
+// longer than the server's request deadline: every probe must be answered within its 1 s.
+void slowStatusClientsRow(SidecarRig& rig) {
+  const std::string& dir = rig.view;
+  const auto before = snapshotTree(dir);
+  SlowClients slow(rig.s.port, 50);
+  std::vector<long long> took;
+  bool all_ok = true;
+  const auto until = Steady::now() + seconds(3);
+  while (Steady::now() < until) {
+    for (const char* path : {"/healthz", "/readyz"}) {
+      const TimedAnswer a = timedGet(rig.s.port, path);
+      took.push_back(a.took.count());
+      all_ok = all_ok && a.status == 200 && a.took < seconds(1);
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  std::sort(took.begin(), took.end());
+  const long long p50 = took[took.size() / 2], worst = took.back();
+  const bool intact = snapshotTree(dir) == before;
+  INFO("probe latencies (ms), p50 " << p50 << ", max " << worst);
+  CHECK(all_ok);
+  CHECK(took.size() > 10);
+  CHECK(intact);
+  rig.matrix.add({"50 slow or idle clients on the status port (1 header byte every 0.5 s)", "status",
+                  std::string(all_ok ? "every probe 200 within 1 s" : "PROBE FAILED OR SLOW") + " (" +
+                      std::to_string(took.size()) + " probes, p50 " + std::to_string(p50) + " ms, max " +
+                      std::to_string(worst) + " ms)",
+                  std::nullopt, intact, "none"});
+}
+
+// An istiod metrics endpoint that trickles one byte every 0.3 s: the confirmation must end
+// at --confirm-timeout (2 s in the harness) and the sidecar carry on renewing.
+void tricklingIstiodRow(FaultMatrix& matrix) {
+  TricklingPeer istiod(TricklingPeer::httpResponse());
+  Sidecar k;
+  k.setUpPki();
+  auto args = k.pkiArgs("1h", "10m");
+  const auto url = std::find(args.begin(), args.end(), "--istiod-metrics-url");
+  REQUIRE(url != args.end());
+  *(url + 1) = "http://127.0.0.1:" + std::to_string(istiod.port()) + "/metrics";
+  k.start(args);
+  REQUIRE(k.waitPublished(1));
+  const auto published_at = Steady::now();
+  const bool timed_out = k.agent->waitForErr("event=reload_not_confirmed", kSidecarWait);
+  const auto gave_up = msBetween(published_at, Steady::now());
+  const int ready = httpGet(k.port, "/readyz").status;
+  // Not stuck: a forced renewal publishes again.
+  k.agent->signal(SIGHUP);
+  const bool again = k.waitPublished(2);
+  const std::string leak = leakedSecret(k.agent->out() + k.agent->err(), {readFile(k.out.file("ca-key.pem"))});
+  INFO(k.agent->err());
+  CHECK(timed_out);
+  CHECK(gave_up < 6000);  // --confirm-timeout 2s, generously
+  CHECK(ready == 200);
+  CHECK(again);
+  CHECK(leak.empty());
+  k.stop();
+  matrix.add({"trickling istiod metrics (1 byte every 0.3 s), --confirm-timeout 2s", "istiod",
+              std::string(timed_out ? "reload_not_confirmed" : "CONFIRMATION HUNG") + " " + std::to_string(gave_up) +
+                  " ms after the publish, /readyz " + std::to_string(ready) + ", next renewal " +
+                  (again ? "published" : "NOT published"),
+              std::nullopt, true, leakCell(leak)});
+}
+
 }  // namespace
 
 TEST_CASE("init fault matrix: transient faults recover within --timeout or exit 4, permanent ones fail at once "
@@ -893,6 +961,27 @@ TEST_CASE("init fault matrix: transient faults recover within --timeout or exit 
                     msBetween(t0, t1), intact, leakCell(leak)});
   }
 
+  // A Vault that answers one byte every 0.3 s: each byte restarts the read timeout, so
+  // only every request's overall budget (cut to the time left) ends the run at --timeout.
+  {
+    const auto snapshot_before = snapshotTree(rig.out.path());
+    v.server().injectFault(persistentFault(Kind::kTrickle, "secret/data/"));
+    const auto t0 = Steady::now();
+    const auto r = v.run(rig.args(rig.out.path(), "5s", rig.reader_token, E2eVault::kvArgs()));
+    const auto took = msBetween(t0, Steady::now());
+    v.server().clearFaults();
+    const bool intact = snapshotTree(rig.out.path()) == snapshot_before;
+    INFO("trickling Vault: " << r.err);
+    CHECK(r.exit_code == 4);
+    CHECK_THAT(r.err, Catch::Contains("time budget"));
+    CHECK(took < 8000);
+    CHECK(intact);
+    CHECK(rig.leak(r).empty());
+    rig.matrix.add({"trickling Vault (1 byte every 0.3 s), --timeout 5s", "kv",
+                    exitText(r.exit_code, 4) + " after " + std::to_string(took) + " ms (request budget cut to --timeout)",
+                    std::nullopt, intact, leakCell(rig.leak(r))});
+  }
+
   slow_recovering.finish(rig);
   slow_persisting.finish(rig);
   CHECK(snapshotTree(rig.out.path()) == rig.before);
@@ -959,6 +1048,12 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
             [&] { server.clearFaults(); }, checks[i]);
   }
 
+  rig.row("trickling Vault (1 byte every 0.3 s) during a renewal",
+          [&] { server.injectFault(persistentFault(Kind::kTrickle, sign)); }, [&] { server.clearFaults(); },
+          "time budget");
+
+  slowStatusClientsRow(rig);
+
   if (rig.can_fill) {
     const std::string filler = rig.view + "/filler";
     rig.row(std::string("output directory full (64k tmpfs") + (rig.namespaced_istiod ? ", inside unshare -rm)" : ")"),
@@ -1022,6 +1117,7 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
                     leakCell(leak)});
   }
 
+  tricklingIstiodRow(rig.matrix);
   slow.finish(rig.matrix);
   s.stop();
   CHECK(rig.matrix.publish("sidecar"));

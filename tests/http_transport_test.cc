@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +23,7 @@
 
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
+#include "tests/support/trickling_peer.h"
 #include "tests/vault_server/connection_reset.h"
 
 namespace cacerts::testing {
@@ -119,6 +121,13 @@ class KeepAliveServer {
     http_->Get("/big", [this](const httplib::Request& req, httplib::Response& res) {
       seen(req);
       res.set_content(std::string(1024 * 1024, 'x'), "application/json");
+    });
+    http_->Get("/trickle", [this](const httplib::Request& req, httplib::Response& res) {
+      seen(req);
+      res.set_content_provider(100000, "application/json", [](std::size_t, std::size_t, httplib::DataSink& sink) {
+        std::this_thread::sleep_for(milliseconds(300));
+        return sink.is_writable() && sink.write("x", 1);
+      });
     });
     http_->Get("/slow", [this, ok](const httplib::Request& req, httplib::Response& res) {
       seen(req);
@@ -330,6 +339,82 @@ TEST_CASE("releaseConnection closes the kept-alive connection at once", "[http]"
   t->releaseConnection();
   t->releaseConnection();  // nothing open: a no-op
   CHECK(server.waitClosed(2));
+}
+
+namespace {
+
+// Sends one GET with an overall budget of one second; the result and how long it took.
+std::pair<Result<HttpResponse>, milliseconds> timedGet(HttpTransport& t, const std::string& target) {
+  HttpRequest req;
+  req.method = "GET";
+  req.target = target;
+  req.timeout = seconds(1);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = t.send(req);
+  return {std::move(r),
+          std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started)};
+}
+
+// A one-second-budget GET to `peer` must fail as the budget's timeout, in a bounded time.
+// The peer sends a byte every 0.3 s, well inside the 30 s read timeout: only the request's
+// overall budget can end it. The bound is generous (the suite shares the machine); without
+// the budget the request would run for minutes.
+void expectCutAtBudget(const TricklingPeer& peer, const std::string& scheme, HttpLimits limits) {
+  // As the agent's main() does (HttpTransport's contract): OpenSSL may still write to the
+  // socket the deadline shut down.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto t = makeHttplibTransport(scheme + "://127.0.0.1:" + std::to_string(peer.port()), TlsOptions{}, limits);
+  REQUIRE(t);
+  const auto [r, took] = timedGet(**t, "/v1/sys/health");
+  INFO("took " << took.count() << " ms");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kUnavailable);
+  CHECK_THAT(r.error().message, Catch::Contains("time budget"));
+  CHECK(took < seconds(4));
+  CHECK(peer.bytesSent() >= 2);  // it really trickled, and was cut while doing so
+}
+
+}  // namespace
+
+TEST_CASE("a peer that trickles the response head cannot stretch a request past its budget", "[http]") {
+  TricklingPeer peer(TricklingPeer::httpResponse());
+  expectCutAtBudget(peer, "http", HttpLimits{});
+}
+
+TEST_CASE("a TLS peer that trickles its handshake cannot stretch a request past its budget", "[http]") {
+  TricklingPeer peer(TricklingPeer::tlsRecord());
+  HttpLimits limits;
+  limits.connect_timeout = seconds(30);  // the handshake's per-step wait; the budget must win
+  expectCutAtBudget(peer, "https", limits);
+}
+
+TEST_CASE("a TLS server that trickles the body is cut at the budget, and the next request gets a new connection",
+          "[http]") {
+  KeepAliveServer server;
+  auto t = server.transport(keepAlive());
+  REQUIRE(statusOf(get(*t, "/ok")) == 200);
+  const auto [r, took] = timedGet(*t, "/trickle");
+  INFO("took " << took.count() << " ms");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kUnavailable);
+  CHECK(took < seconds(4));
+  CHECK(server.requestsFor("/trickle") == 1);  // a timeout is not retried
+  CHECK(statusOf(get(*t, "/ok")) == 200);
+  CHECK(server.accepted() == 2);
+}
+
+TEST_CASE("the limits' request timeout bounds a request that sets no budget of its own", "[http]") {
+  TricklingPeer peer(TricklingPeer::httpResponse());
+  HttpLimits limits;
+  limits.request_timeout = milliseconds(800);
+  auto t = makeHttplibTransport("http://127.0.0.1:" + std::to_string(peer.port()), TlsOptions{}, limits);
+  REQUIRE(t);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = get(**t, "/");
+  const auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("800 ms"));
+  CHECK(took < seconds(4));
 }
 
 }  // namespace cacerts::testing

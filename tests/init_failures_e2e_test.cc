@@ -222,6 +222,28 @@ TEST_CASE("init retries transient Vault failures until --timeout, then exits 4",
   v.scanForSecrets();
 }
 
+TEST_CASE("init against a Vault that trickles its answers exits 4 about when --timeout runs out",
+          "[init-e2e-failures]") {
+  // One byte every 0.3 s: each restarts the 30 s read timeout, so without an overall
+  // deadline per request this run would last for minutes.
+  Published p;
+  Fault trickle;
+  trickle.kind = Fault::Kind::kTrickle;
+  trickle.path_prefix = "secret/data/";
+  trickle.count = -1;
+  p.vault.server().injectFault(trickle);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = p.vault.run(concat(p.args(), concat({"--timeout", "5s"}, E2eVault::kvArgs())));
+  const auto took = std::chrono::steady_clock::now() - started;
+  INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; stderr: " << r.err);
+  CHECK(r.exit_code == 4);
+  CHECK_THAT(r.err, Catch::Contains("--timeout"));
+  CHECK_THAT(r.err, Catch::Contains("time budget"));
+  CHECK(took < std::chrono::seconds(8));
+  CHECK(snapshotTree(p.out.path()) == p.before);
+  p.vault.scanForSecrets();
+}
+
 TEST_CASE("init refuses a non-tmpfs directory unless allowed", "[init-e2e-failures]") {
   E2eVault v;
   TempDir disk(/*on_tmpfs=*/false);

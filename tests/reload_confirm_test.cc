@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/fakes.h"
+#include "tests/support/trickling_peer.h"
 
 namespace cacerts {
 namespace {
@@ -195,6 +196,32 @@ TEST_CASE("metrics URLs split into origin and request target", "[reload_confirm]
   auto d = splitHttpUrl("http://istiod:15014?x=1");
   REQUIRE(d);
   CHECK(d->target == "/?x=1");
+}
+
+}  // namespace cacerts
+
+namespace cacerts {
+
+TEST_CASE("a trickling istiod metrics endpoint cannot hold the confirmation past --confirm-timeout",
+          "[reload_confirm]") {
+  // One byte every 0.3 s restarts every read timeout; only the per-poll budget cut to the
+  // confirmation's deadline ends it. Without it, confirm() would not return for minutes.
+  testing::TricklingPeer istiod(testing::TricklingPeer::httpResponse());
+  SystemClock clock;
+  ReloadConfirmOptions options;
+  options.metrics_url = "http://127.0.0.1:" + std::to_string(istiod.port()) + "/metrics";
+  options.timeout = std::chrono::seconds(2);
+  options.poll_interval = std::chrono::milliseconds(500);
+  auto confirmer = ReloadConfirmer::create(options, clock);
+  REQUIRE(confirmer);
+  const auto started = std::chrono::steady_clock::now();
+  const ReloadConfirmation c = (*confirmer)->confirm(SystemTime(std::chrono::seconds(1'735'689'600)));
+  const auto took = std::chrono::steady_clock::now() - started;
+  INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; "
+               << c.last_problem);
+  CHECK(c.outcome == ReloadOutcome::kTimedOut);
+  CHECK(took < std::chrono::seconds(4));  // 2 s plus the final poll's 200 ms, generously
+  CHECK(istiod.bytesSent() >= 2);
 }
 
 }  // namespace cacerts

@@ -4,6 +4,8 @@
 #include <httplib.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -12,8 +14,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/prom_parse.h"
+#include "tests/support/slow_clients.h"
 
 namespace cacerts {
 namespace {
@@ -259,6 +264,102 @@ TEST_CASE("a missing readiness callback reads as not ready", "[status_server]") 
   auto rotate = client.Post("/rotate", "", "text/plain");
   REQUIRE(rotate);
   CHECK(rotate->status == 503);
+}
+
+}  // namespace cacerts
+
+namespace cacerts {
+
+using testing::connectLoopback;
+using testing::SlowClients;
+using testing::timedGet;
+
+TEST_CASE("probes are answered within a second while 50 slow or idle clients are connected", "[status_server]") {
+  Metrics metrics;
+  FakeAgentState state;
+  state.setReady(true);
+  StatusServer server("127.0.0.1:0", metrics, state.handlers());
+  REQUIRE(server.start());
+  SlowClients slow(server.port(), 50);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let them all connect
+  // Past the request deadline the tricklers have been cut and come back: probes must
+  // still be answered while they reconnect.
+  const auto until = std::chrono::steady_clock::now() + kStatusRequestDeadline + std::chrono::seconds(1);
+  int probes = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (const char* path : {"/healthz", "/readyz"}) {
+      const auto answer = timedGet(server.port(), path);
+      INFO(path << " took " << answer.took.count() << " ms");
+      CHECK(answer.status == 200);
+      CHECK(answer.took < std::chrono::seconds(1));  // the kubelet probe's timeout
+      ++probes;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(probes > 10);
+  CHECK(slow.reconnects() > 0);  // the trickling ones were cut at the request deadline
+}
+
+TEST_CASE("a client that has not sent its whole request by the deadline is disconnected", "[status_server]") {
+  Metrics metrics;
+  StatusServer server("127.0.0.1:0", metrics, {});
+  REQUIRE(server.start());
+  const int fd = connectLoopback(server.port());
+  REQUIRE(fd >= 0);
+  REQUIRE(::send(fd, "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL) == 23);
+  timeval wait{10, 0};  // generous: only guards the test against hanging
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  const auto started = std::chrono::steady_clock::now();
+  char buf[64];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ::close(fd);
+  CHECK(n == 0);  // closed without an answer
+  CHECK(took < std::chrono::seconds(9));
+  CHECK(took >= kStatusRequestDeadline - std::chrono::milliseconds(100));
+}
+
+TEST_CASE("more connections than the cap evict the oldest, so a new probe is still served", "[status_server]") {
+  Metrics metrics;
+  StatusServer server("127.0.0.1:0", metrics, {});
+  REQUIRE(server.start());
+  std::vector<int> idle;
+  for (std::size_t i = 0; i < kStatusMaxConnections + 20; ++i) idle.push_back(connectLoopback(server.port()));
+  const auto answer = timedGet(server.port(), "/healthz");
+  CHECK(answer.status == 200);
+  CHECK(answer.took < std::chrono::seconds(1));
+  // The first idle connections were the ones evicted: they read end-of-file.
+  char byte = 0;
+  timeval wait{5, 0};
+  ::setsockopt(idle.front(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  CHECK(::recv(idle.front(), &byte, 1, 0) == 0);
+  for (int fd : idle) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+TEST_CASE("oversized and malformed requests get an error answer, not a hang", "[status_server]") {
+  Metrics metrics;
+  StatusServer server("127.0.0.1:0", metrics, {});
+  REQUIRE(server.start());
+  const auto answer = [&](const std::string& request) {
+    const int fd = connectLoopback(server.port());
+    REQUIRE(fd >= 0);
+    (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    timeval wait{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return got.substr(0, got.find("\r\n"));
+  };
+  CHECK(answer("GET /healthz HTTP/1.1\r\nX: " + std::string(kStatusMaxRequestBytes, 'a') + "\r\n\r\n") ==
+        "HTTP/1.1 413 Payload Too Large");
+  CHECK(answer("POST /rotate HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n") == "HTTP/1.1 413 Payload Too Large");
+  CHECK(answer("nonsense\r\n\r\n") == "HTTP/1.1 400 Bad Request");
+  CHECK(answer("GET /healthz?x=1 HTTP/1.0\r\n\r\n") == "HTTP/1.1 200 OK");
 }
 
 }  // namespace cacerts

@@ -125,7 +125,7 @@ TEST_CASE("vault client gives up at the deadline with a deadline error", "[vault
   CHECK(transport.requests().size() > 3);
 }
 
-TEST_CASE("vault client cuts each attempt's read timeout to the time left before the deadline", "[vault_client]") {
+TEST_CASE("vault client cuts each attempt's time budget to the time left before the deadline", "[vault_client]") {
   FakeClock clock;
   FakeRandom random{0.9};
   FakeHttpTransport transport([](const HttpRequest&) -> Result<HttpResponse> {
@@ -134,22 +134,22 @@ TEST_CASE("vault client cuts each attempt's read timeout to the time left before
   VaultClient client(transport, "", clock, random);
   const SystemTime start = clock.now();
 
-  SECTION("without a deadline the transport's own read timeout applies") {
+  SECTION("without a deadline the transport's own request timeout applies") {
     REQUIRE_FALSE(client.call("GET", "sys/health", nullptr, /*authenticated=*/false));
     REQUIRE(transport.requests().size() == 1);
-    CHECK(transport.requests()[0].read_timeout == Duration::zero());
+    CHECK(transport.requests()[0].timeout == Duration::zero());
   }
   SECTION("with a deadline: the time left, never below one second") {
     client.setRetryDeadline(start + std::chrono::seconds(20));
     REQUIRE_FALSE(client.call("GET", "sys/health", nullptr, /*authenticated=*/false));
     const auto reqs = transport.requests();
     REQUIRE(reqs.size() > 2);
-    CHECK(reqs.front().read_timeout == std::chrono::seconds(20));
+    CHECK(reqs.front().timeout == std::chrono::seconds(20));
     for (std::size_t i = 1; i < reqs.size(); ++i) {
-      CHECK(reqs[i].read_timeout <= reqs[i - 1].read_timeout);
-      CHECK(reqs[i].read_timeout >= std::chrono::seconds(1));
+      CHECK(reqs[i].timeout <= reqs[i - 1].timeout);
+      CHECK(reqs[i].timeout >= std::chrono::seconds(1));
     }
-    CHECK(reqs.back().read_timeout == std::chrono::seconds(1));  // the attempt made at the deadline
+    CHECK(reqs.back().timeout == std::chrono::seconds(1));  // the attempt made at the deadline
   }
 }
 

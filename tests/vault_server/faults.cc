@@ -57,6 +57,7 @@ Result<Fault> faultFromJson(const json& j) {
   else if (kind == "malformed_json") f.kind = Fault::Kind::kMalformedJson;
   else if (kind == "huge_body") f.kind = Fault::Kind::kHugeBody;
   else if (kind == "reset_mid_body") f.kind = Fault::Kind::kResetMidBody;
+  else if (kind == "trickle") f.kind = Fault::Kind::kTrickle;
   else return Error{ErrorCode::kInvalidArgument, "unknown fault kind \"" + kind + "\""};
   const auto str = [&](const char* k) {
     const auto it = j.find(k);

@@ -28,6 +28,7 @@ struct Fault {
     kHugeBody,       // a syntactically valid JSON body of `huge_bytes` bytes
     kResetMidBody,   // send headers with a Content-Length and half the body, then reset (RST)
     kRespond,        // answer with respond(request body): a well-formed answer the test composes
+    kTrickle,        // send the headers, then a long body one byte every `delay` (0: 300 ms)
   };
   Kind kind = Kind::kStatus;
   std::string path_prefix{};  // e.g. "secret/data/"; empty: every request
@@ -57,7 +58,7 @@ class FaultQueue {
 Reply statusFaultReply(const Fault& fault, const std::string& path);
 
 // A fault from the control API's JSON: {"kind": "status|delay|drop|truncate|malformed_json|
-// huge_body|reset_mid_body", "path_prefix", "count", "status", "body", "headers": {..}, "delay_ms",
+// huge_body|reset_mid_body|trickle", "path_prefix", "count", "status", "body", "headers": {..}, "delay_ms",
 // "huge_bytes"}.
 Result<Fault> faultFromJson(const json& j);
 

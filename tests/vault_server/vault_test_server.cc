@@ -346,6 +346,19 @@ void VaultTestServer::onRequest(const httplib::Request& req, httplib::Response& 
                                  });
         return;
       }
+      case Fault::Kind::kTrickle: {
+        // Every byte restarts a per-read timeout: only an overall deadline ends this.
+        auto body = std::make_shared<std::string>(R"({"data":{"padding":")" + std::string(4000, 'T') + R"("}})");
+        const Duration every = fault->delay > Duration::zero() ? fault->delay : std::chrono::milliseconds(300);
+        res.status = status;
+        setStatus(index, status);
+        res.set_content_provider(body->size(), "application/json",
+                                 [body, every](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                                   std::this_thread::sleep_for(every);
+                                   return sink.is_writable() && sink.write(body->data() + offset, 1);
+                                 });
+        return;
+      }
       case Fault::Kind::kRespond: {
         const Reply r = fault->respond ? fault->respond(req.body) : errorReply(500, {"no responder"});
         setStatus(index, r.status);
