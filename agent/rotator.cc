@@ -55,7 +55,14 @@ Status Rotator::run(RotatorControl& control) {
   }
   next_poll_ = clock_.now() + settings_.poll_interval;
   for (;;) {
-    if (control.stop.load()) return ok();
+    if (control.stop.load()) {
+      // Said once, so that every publish ends in exactly one confirmation event.
+      if (confirm_) {
+        spdlog::info("event=reload_confirm_interrupted not_after={} polls={}",
+                     formatTime(confirm_->expected_not_after), confirm_->progress.polls);
+      }
+      return ok();
+    }
     if (fatal_) return *fatal_;
     const SystemTime now = clock_.now();
     takeRotateRequest(now);
