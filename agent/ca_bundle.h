@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/defaults.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "common/secret.h"
@@ -78,7 +79,7 @@ struct ValidatedBundle {
 
 struct ValidationOptions {
   SystemTime now;                                     // the caller's clock; never read here
-  Duration min_remaining = std::chrono::hours(24);    // --min-remaining
+  Duration min_remaining = defaults::kMinRemaining;
 };
 
 struct CheckResult {

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/defaults.h"
 #include "agent/layout.h"
 #include "common/clock.h"
 #include "common/http.h"
@@ -50,18 +51,18 @@ struct PkiSettings {
 
 struct SidecarSettings {
   std::string listen = ":9797";
-  std::string istiod_metrics_url = "http://127.0.0.1:15014/metrics";
+  std::string istiod_metrics_url = defaults::kIstiodMetricsUrl;
   bool istiod_multiroot = false;
-  Duration renew_before = std::chrono::hours(24 * 7);
-  double renew_fraction = 0.66;
-  double jitter = 0.05;
-  Duration retry_initial = std::chrono::seconds(5);
-  Duration retry_max = std::chrono::minutes(5);
-  Duration kv_poll_interval = std::chrono::minutes(5);
-  Duration confirm_timeout = std::chrono::seconds(10);
-  Duration rotate_min_interval = std::chrono::seconds(10);
-  Duration root_propagation = std::chrono::hours(24);
-  Duration root_retire = std::chrono::hours(24);
+  Duration renew_before = defaults::kRenewBefore;
+  double renew_fraction = defaults::kRenewFraction;
+  double jitter = defaults::kJitter;
+  Duration retry_initial = defaults::kRetryInitial;
+  Duration retry_max = defaults::kRetryMax;
+  Duration kv_poll_interval = defaults::kKvPollInterval;
+  Duration confirm_timeout = defaults::kConfirmTimeout;
+  Duration rotate_min_interval = defaults::kRotateMinInterval;
+  Duration root_propagation = defaults::kRootPropagation;
+  Duration root_retire = defaults::kRootRetire;
 };
 
 // AuthSettings (common/) has no policy defaults; these are the agent's, for a pod.
@@ -84,14 +85,14 @@ struct Config {
   Source source = Source::kKv;
   std::string kv_cert, kv_key, kv_chain, kv_root;
   PkiSettings pki;
-  Duration pki_ttl = std::chrono::hours(720);  // --ttl
+  Duration pki_ttl = defaults::kPkiTtl;  // --ttl
 
   std::string dir = "/etc/cacerts";
   Layout layout = Layout::kIstio;
   bool allow_non_tmpfs = false;
   unsigned key_mode = 0600;
-  Duration timeout = std::chrono::minutes(5);
-  Duration min_remaining = std::chrono::hours(24);
+  Duration timeout = defaults::kTimeout;
+  Duration min_remaining = defaults::kMinRemaining;
   std::string log_format = "text";
   std::string log_level = "info";
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/defaults.h"
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/result.h"
@@ -27,9 +28,9 @@ inline constexpr std::string_view kIstiodChainExpiryMetric = "citadel_server_cer
 struct ReloadConfirmOptions {
   // Full URL of istiod's metrics, e.g. "http://127.0.0.1:15014/metrics". Empty disables
   // confirmation.
-  std::string metrics_url = "http://127.0.0.1:15014/metrics";
+  std::string metrics_url = defaults::kIstiodMetricsUrl;
   Duration poll_interval = std::chrono::milliseconds(500);
-  Duration timeout = std::chrono::seconds(10);
+  Duration timeout = defaults::kConfirmTimeout;
 };
 
 enum class ReloadOutcome {

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/defaults.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "common/x509.h"
@@ -65,8 +66,8 @@ Result<RootState> decodeRootState(std::string_view text);
 
 struct RootPolicy {
   bool multiroot = false;                          // --istiod-multiroot
-  Duration propagation = std::chrono::hours(24);   // --root-propagation
-  Duration retire = std::chrono::hours(24);        // --root-retire
+  Duration propagation = defaults::kRootPropagation;
+  Duration retire = defaults::kRootRetire;
 };
 
 struct RootInputs {

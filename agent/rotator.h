@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/defaults.h"
 #include "agent/ca_bundle.h"
 #include "agent/layout.h"
 #include "agent/reload_confirm.h"
@@ -55,21 +56,21 @@ namespace cacerts {
 
 struct RotatorSettings {
   RenewalPolicy renewal;
-  BackoffPolicy retry;
+  BackoffPolicy retry{defaults::kRetryInitial, defaults::kRetryMax};
   RootPolicy roots;
   Layout layout = Layout::kIstio;
   unsigned key_mode = 0600;
-  Duration min_remaining = std::chrono::hours(24);  // for fresh candidates
-  Duration poll_interval = std::chrono::minutes(5);  // at least 100 ms
+  Duration min_remaining = defaults::kMinRemaining;  // for fresh candidates
+  Duration poll_interval = defaults::kKvPollInterval;  // at least 100 ms
   // true (KV): poll all the time, and load() on every poll when the source has no stamp.
   // false (PKI, whose load() issues a certificate): poll only while a switched root
   // rotation waits for the old root to leave Vault, and only through the stamp.
   bool poll_always = true;
   // With nothing valid published at start: transient failures are retried this long,
   // other failures end run() at once (as in init mode).
-  Duration startup_timeout = std::chrono::minutes(5);
+  Duration startup_timeout = defaults::kTimeout;
   // Forced renewals start at most this often (see above); zero disables the limit.
-  Duration rotate_min_interval = std::chrono::seconds(10);
+  Duration rotate_min_interval = defaults::kRotateMinInterval;
 };
 
 // Requests from other threads. Set a flag, then call Clock::interrupt().

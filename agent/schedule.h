@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "agent/defaults.h"
 #include "common/backoff.h"
 #include "common/clock.h"
 
@@ -13,12 +14,12 @@ namespace cacerts {
 
 struct RenewalPolicy {
   // Outage budget: renew at least this long before not_after.
-  Duration renew_before = std::chrono::hours(7 * 24);
+  Duration renew_before = defaults::kRenewBefore;
   // ...and no later than this fraction of the lifetime (clamped to [0, 1]).
-  double renew_fraction = 0.66;
+  double renew_fraction = defaults::kRenewFraction;
   // Up to this fraction of the lifetime (clamped to [0, 1]) is subtracted at random, so
   // replicas do not renew at the same instant.
-  double jitter = 0.05;
+  double jitter = defaults::kJitter;
 };
 
 // The time to renew a certificate valid from not_before to not_after:

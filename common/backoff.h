@@ -6,9 +6,10 @@
 
 namespace cacerts {
 
+// No defaults here: each caller states its own (the sidecar's come from its options).
 struct BackoffPolicy {
-  Duration initial = std::chrono::seconds(5);
-  Duration max = std::chrono::minutes(5);
+  Duration initial{0};
+  Duration max{0};
 };
 
 // The smallest delay backoffDelay returns: a retry loop never spins, even with u == 0 or a

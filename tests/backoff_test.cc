@@ -19,7 +19,7 @@ using std::chrono::seconds;
 const double kAlmostOne = std::nextafter(1.0, 0.0);
 
 TEST_CASE("backoff grows exponentially with full jitter", "[backoff]") {
-  const BackoffPolicy p;  // 5s, 5min
+  const BackoffPolicy p{seconds(5), minutes(5)};
   CHECK(backoffDelay(0, p, 0.5) == seconds(2) + milliseconds(500));
   CHECK(backoffDelay(1, p, 0.5) == seconds(5));
   CHECK(backoffDelay(2, p, 0.5) == seconds(10));
@@ -29,7 +29,7 @@ TEST_CASE("backoff grows exponentially with full jitter", "[backoff]") {
 }
 
 TEST_CASE("backoff is capped at the maximum for any attempt", "[backoff]") {
-  const BackoffPolicy p;
+  const BackoffPolicy p{seconds(5), minutes(5)};
   CHECK(backoffDelay(6, p, 0.5) == seconds(150));  // 5s * 64 = 320s, capped at 300s
   for (int attempt : {7, 30, 62, 63, 64, 1000, 1 << 30}) {
     const Duration d = backoffDelay(attempt, p, kAlmostOne);
@@ -40,10 +40,10 @@ TEST_CASE("backoff is capped at the maximum for any attempt", "[backoff]") {
 }
 
 TEST_CASE("backoff never returns a zero delay", "[backoff]") {
-  CHECK(backoffDelay(0, BackoffPolicy{}, 0.0) == kMinBackoffDelay);
-  CHECK(backoffDelay(5, BackoffPolicy{}, -1.0) == kMinBackoffDelay);
+  CHECK(backoffDelay(0, BackoffPolicy{seconds(5), minutes(5)}, 0.0) == kMinBackoffDelay);
+  CHECK(backoffDelay(5, BackoffPolicy{seconds(5), minutes(5)}, -1.0) == kMinBackoffDelay);
   CHECK(backoffDelay(3, BackoffPolicy{Duration(0), Duration(0)}, 0.9) == kMinBackoffDelay);
-  CHECK(backoffDelay(-4, BackoffPolicy{}, 0.5) == backoffDelay(0, BackoffPolicy{}, 0.5));
+  CHECK(backoffDelay(-4, BackoffPolicy{seconds(5), minutes(5)}, 0.5) == backoffDelay(0, BackoffPolicy{seconds(5), minutes(5)}, 0.5));
 }
 
 TEST_CASE("a retry sequence driven by a fake random source doubles its ceiling", "[backoff]") {
@@ -56,7 +56,7 @@ TEST_CASE("a retry sequence driven by a fake random source doubles its ceiling",
 }
 
 TEST_CASE("backoff treats NaN randomness as zero", "[backoff]") {
-  CHECK(backoffDelay(3, BackoffPolicy{}, std::numeric_limits<double>::quiet_NaN()) == kMinBackoffDelay);
+  CHECK(backoffDelay(3, BackoffPolicy{seconds(5), minutes(5)}, std::numeric_limits<double>::quiet_NaN()) == kMinBackoffDelay);
 }
 
 }  // namespace
