@@ -184,6 +184,7 @@ void addSourceAndOutputOptions(CLI::App* app, Config& c) {
   opt(app, "--kv-chain", c.kv_chain, "Optional chain (signing cert first): [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-root", c.kv_root, "Optional root bundle: [vault:]<path>#<field>[#<version>]");
   opt(app, "--pki-sign-path", c.pki.sign_path, "PKI endpoint that signs the intermediate: <mount>/root/sign-intermediate or <mount>/issuer/<ref>/sign-intermediate");
+  opt(app, "--pki-root-mount", c.pki.root_mount, "PKI mount whose unexpired self-signed issuers are the trust bundle, e.g. pki when signing from pki_int (default: the signing mount)");
   opt(app, "--pki-generate-path", c.pki.generate_path, "Use <mount>/intermediate/generate/exported instead of a local key (not recommended)");
   choiceOpt(app, "--key-type", c.pki.key_type, kKeyTypes, "Intermediate key type: ec | rsa");
   withEnvironment(app->add_option("--key-bits", c.pki.key_bits, "Key size: ec 256 (default) or 384; rsa 2048, 3072 (default) or 4096"),
@@ -380,7 +381,8 @@ Status validate(const Config& c) {
       {"--approle-role-id", c.auth.role_id},   {"--kv-cert", c.kv_cert},
       {"--kv-key", c.kv_key},                  {"--kv-chain", c.kv_chain},
       {"--kv-root", c.kv_root},                {"--pki-sign-path", c.pki.sign_path},
-      {"--pki-generate-path", c.pki.generate_path}, {"--common-name", c.pki.common_name},
+      {"--pki-generate-path", c.pki.generate_path}, {"--pki-root-mount", c.pki.root_mount},
+      {"--common-name", c.pki.common_name},
       {"--organization", c.pki.organization},  {"--uri-sans", c.pki.uri_sans},
       {"--istiod-metrics-url", s.istiod_metrics_url}, {"--listen", s.listen}};
   for (const auto& [flag, value] : request_values) {
@@ -423,6 +425,13 @@ Status validate(const Config& c) {
     return bad("--key-bits for rsa must be 2048, 3072 or 4096");
   }
   if (c.pki.max_path_length < -1) return bad("--max-path-length must be -1 or more");
+  // Vault's organization field is a comma-separated list: "Acme, Inc." would become the two
+  // values O=Acme and O=Inc., a subject nobody asked for.
+  if (c.pki.organization.find(',') != std::string::npos) {
+    return bad(flagAndEnv("--organization") + " \"" + c.pki.organization +
+               "\" contains a comma; Vault splits the organization at commas into several O= values, so the "
+               "intermediate's subject would not be the one asked for. Use a value without commas");
+  }
   if (c.command == Command::kSidecar && s.renew_before >= c.pki_ttl) {
     return bad("--renew-before (" + describeDuration(s.renew_before) + ") must be shorter than the requested --ttl (" +
                describeDuration(c.pki_ttl) + "): every intermediate would be due for renewal as soon as it is issued");

@@ -40,6 +40,7 @@ std::string_view toString(KeyType key_type);
 struct PkiSettings {
   std::string sign_path;              // <mount>/root/sign-intermediate | <mount>/issuer/<ref>/sign-intermediate
   std::string generate_path;          // optional <mount>/intermediate/generate/exported
+  std::string root_mount;             // mount whose self-signed issuers are the trust bundle; empty: the signing mount
   KeyType key_type = KeyType::kEc;
   int key_bits = 0;                   // 0: 256 for ec, 3072 for rsa
   std::string common_name;            // default "istiod intermediate <pod name or hostname>"

@@ -49,7 +49,38 @@ bool containsCert(const std::vector<Certificate>& list, const Certificate& c) {
   return std::any_of(list.begin(), list.end(), [&](const Certificate& x) { return x.sameAs(c); });
 }
 
+std::string trimSlashes(std::string p) {
+  while (!p.empty() && p.front() == '/') p.erase(0, 1);
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  return p;
+}
+
+// "<mount>/intermediate/generate/<type>" or "<mount>/issuers/generate/intermediate/<type>"
+// -> "<mount>"; empty when the path has neither shape.
+std::string generateMountOf(const std::string& generate_path) {
+  const std::string p = trimSlashes(generate_path);
+  for (const std::string marker : {"/issuers/generate/intermediate/", "/intermediate/generate/"}) {
+    const auto at = p.rfind(marker);
+    if (at != std::string::npos && at > 0) return p.substr(0, at);
+  }
+  return "";
+}
+
+int keyBitsFor(const PkiSettings& s) {
+  if (s.key_bits != 0) return s.key_bits;
+  return s.key_type == KeyType::kRsa ? 3072 : 256;
+}
+
 }  // namespace
+
+Result<std::string> pkiIssuerRefOf(const std::string& sign_path) {
+  ASSIGN_OR_RETURN(std::string mount, pkiMountOf(sign_path));
+  const std::string p = trimSlashes(sign_path);
+  const std::string rest = p.substr(mount.size());
+  if (rest == "/root/sign-intermediate") return std::string("default");
+  // "/issuer/<ref>/sign-intermediate"
+  return rest.substr(8, rest.size() - 8 - 18);
+}
 
 std::string defaultCommonName() {
   const char* pod = std::getenv("POD_NAME");
@@ -107,7 +138,8 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
                  settings_.generate_path);
     nlohmann::json body = {{"common_name", settings_.common_name},
                            {"key_type", std::string(toString(settings_.key_type))},
-                           {"key_bits", settings_.key_bits},
+                           // Explicit: Vault's 0 means 2048 for RSA, the local flow's default is 3072.
+                           {"key_bits", keyBitsFor(settings_)},
                            {"format", "pem"}};
     if (!settings_.organization.empty()) body["organization"] = settings_.organization;
     if (!settings_.uri_sans.empty()) body["uri_sans"] = settings_.uri_sans;
@@ -121,11 +153,10 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
     }
     out.csr = data["csr"].get<std::string>();
     out.key_pem = Secret::takeFrom(data["private_key"].get_ref<std::string&>());
+    if (data.contains("key_id") && data["key_id"].is_string()) out.vault_key_id = data["key_id"].get<std::string>();
     return out;
   }
-  const KeyType type = settings_.key_type;
-  const int bits = settings_.key_bits != 0 ? settings_.key_bits : (type == KeyType::kRsa ? 3072 : 256);
-  ASSIGN_OR_RETURN(PrivateKey key, generateKey(type, bits));
+  ASSIGN_OR_RETURN(PrivateKey key, generateKey(settings_.key_type, keyBitsFor(settings_)));
   CsrSpec spec;
   spec.common_name = settings_.common_name;
   spec.organization = settings_.organization;
@@ -138,23 +169,23 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
 }
 
 Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount,
-                                                        const std::vector<Certificate>& returned) {
+                                                        const std::vector<Certificate>& fallback_chain) {
   const SystemTime now = clock_.now();
   Result<VaultResponse> listed = vault_.call("LIST", mount + "/issuers");
   if (!listed) {
     if (listed.error().code != ErrorCode::kPermissionDenied && listed.error().code != ErrorCode::kNotFound) {
       return listed.error();
     }
-    // Fall back to the root at the end of the chain Vault returned.
+    // Fall back to the root at the end of the signing issuer's chain.
     if (!warned_list_forbidden_) {
       spdlog::warn("event=pki_issuers_unlisted mount={} message=\"cannot LIST {}/issuers ({}); root-cert.pem holds "
-                   "only the root of the returned chain, so a second root on the mount will not be trusted. Grant "
+                   "only the root of the signing issuer's chain, so a second root on the mount will not be trusted. Grant "
                    "list on {}/issuers and read on {}/issuer/+/json\"",
                    mount, mount, toString(listed.error().code), mount, mount);
       warned_list_forbidden_ = true;
     }
     std::vector<Certificate> roots;
-    for (auto it = returned.rbegin(); it != returned.rend(); ++it) {
+    for (auto it = fallback_chain.rbegin(); it != fallback_chain.rend(); ++it) {
       if (it->info().self_signed) {
         roots.push_back(*it);
         break;
@@ -177,7 +208,9 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
     }
   }
   if (roots.empty()) {
-    return Error{ErrorCode::kValidation, "mount " + mount + " has no unexpired self-signed issuer to trust"};
+    return Error{ErrorCode::kValidation, "mount " + mount + " has no self-signed issuer to trust; when the root lives "
+                                             "in another mount (root in pki, intermediate in pki_int), set "
+                                             "--pki-root-mount to it"};
   }
   return orderTrustBundle(std::move(roots), now);
 }
@@ -187,7 +220,7 @@ Result<std::optional<std::string>> PkiSource::changeStamp() {
 }
 
 Result<std::optional<std::string>> PkiSource::changeStampUnguarded() {
-  ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
+  ASSIGN_OR_RETURN(std::string mount, rootMount());
   ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(mount, {}));
   // Empty only when the issuers cannot be listed: then there is nothing cheap to compare.
   if (roots.empty()) return std::optional<std::string>();
@@ -200,19 +233,106 @@ Result<CaMaterial> PkiSource::load() {
   return guardResponseShape("pki " + settings_.sign_path, [this] { return loadUnguarded(); });
 }
 
+Result<std::string> PkiSource::rootMount() const {
+  if (!settings_.root_mount.empty()) return trimSlashes(settings_.root_mount);
+  return pkiMountOf(settings_.sign_path);
+}
+
+Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount) {
+  ASSIGN_OR_RETURN(std::string ref, pkiIssuerRefOf(settings_.sign_path));
+  const std::string path = mount + "/issuer/" + ref + "/json";
+  ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
+  const nlohmann::json& data = r.body.is_object() ? r.body["data"] : nlohmann::json();
+  if (!data.is_object()) return Error{ErrorCode::kValidation, "vault GET " + path + ": response has no data"};
+  std::vector<Certificate> certs;
+  RETURN_IF_ERROR(collectCerts(data["certificate"], "vault " + path + " certificate", certs));
+  if (certs.empty()) return Error{ErrorCode::kValidation, "vault GET " + path + ": response has no data.certificate"};
+  Signer out{certs.front(), {}};
+  if (data.contains("ca_chain")) RETURN_IF_ERROR(collectCerts(data["ca_chain"], "vault " + path + " ca_chain", out.chain));
+  if (!containsCert(out.chain, out.cert)) out.chain.insert(out.chain.begin(), out.cert);
+  return out;
+}
+
+// Everything that would make the agent reject what Vault signs, checked before Vault signs
+// (and stores) it: a crash-looping init must not mint a certificate per restart.
+Result<std::chrono::seconds> PkiSource::preflight(const Signer& signer, const std::vector<Certificate>& roots,
+                                                  const std::string& root_mount) {
+  const SystemTime now = clock_.now();
+  const std::string what = "signing issuer of " + settings_.sign_path;
+  if (roots.empty()) {
+    return Error{ErrorCode::kValidation, "mount " + root_mount + " has no unexpired self-signed issuer to trust; set "
+                                             "--pki-root-mount to the mount that holds the root"};
+  }
+  const CertInfo& info = signer.cert.info();
+  // The issuer must lead to the trust bundle, or every certificate it signs is rejected.
+  Result<std::vector<Certificate>> path = verifyChain(signer.cert, signer.chain, roots, now);
+  if (!path) {
+    return Error{ErrorCode::kValidation,
+                 what + " (" + info.subject + ") does not chain to a root of mount " + root_mount + ": " +
+                     path.error().message + (settings_.root_mount.empty()
+                                                 ? "; when the root lives in another mount, set --pki-root-mount"
+                                                 : "")};
+  }
+  // Vault caps (1.17+) or refuses a notAfter beyond the signer's, and the published chain
+  // is only as good as its first expiring certificate.
+  SystemTime limit = now + ttl_;
+  std::string limited_by = "the requested --ttl";
+  for (const Certificate& c : *path) {
+    if (c.info().not_after < limit) {
+      limit = c.info().not_after;
+      limited_by = c.info().subject + ", which expires at " + formatTime(c.info().not_after);
+    }
+  }
+  if (limit - now < min_remaining_) {
+    return Error{ErrorCode::kValidation,
+                 "not signing at " + settings_.sign_path + ": the intermediate would be usable only until " +
+                     formatTime(limit) + " (limited by " + limited_by +
+                     "), less than --min-remaining; rotate the root or intermediate in Vault, or raise --ttl"};
+  }
+  // Vault 1.21.1+ refuses a backdated notBefore earlier than the signer's own: backdate
+  // at most as far as the signer's age.
+  if (info.not_before > now) {
+    return Error{ErrorCode::kUnavailable, what + " is not valid before " + formatTime(info.not_before) + " (now " +
+                                              formatTime(now) + "); waiting for it, or check the clocks"};
+  }
+  const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - info.not_before);
+  return std::min(age, kVaultDefaultBackdate);
+}
+
+void PkiSource::deleteVaultKey(const std::string& key_id) {
+  const std::string mount = generateMountOf(settings_.generate_path);
+  if (key_id.empty() || mount.empty()) return;
+  const std::string path = mount + "/key/" + key_id;
+  Result<VaultResponse> r = vault_.call("DELETE", path);
+  if (!r) {
+    spdlog::warn("event=pki_key_not_deleted path={} reason=\"{}\" message=\"Vault keeps a copy of every key "
+                 "intermediate/generate creates; grant delete on {}/key/+ or remove it with vault delete\"",
+                 path, toString(r.error().code), mount);
+  }
+}
+
 Result<CaMaterial> PkiSource::loadUnguarded() {
   ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
-  ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());
+  ASSIGN_OR_RETURN(std::string root_mount, rootMount());
+  ASSIGN_OR_RETURN(Signer signer, readSigner(mount));
+  ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(root_mount, signer.chain));
+  ASSIGN_OR_RETURN(std::chrono::seconds backdate, preflight(signer, roots, root_mount));
 
+  ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());
   nlohmann::json body = {{"csr", kc.csr},
                          {"common_name", settings_.common_name},
                          {"ttl", formatDuration(ttl_)},
                          {"max_path_length", settings_.max_path_length},
                          {"use_csr_values", settings_.use_csr_values},
                          {"format", "pem"}};
+  // Only when the signer is younger than Vault's default: older Vault ignores the field.
+  if (backdate < kVaultDefaultBackdate) body["not_before_duration"] = std::to_string(backdate.count()) + "s";
   if (!settings_.organization.empty()) body["organization"] = settings_.organization;
   if (!settings_.uri_sans.empty()) body["uri_sans"] = settings_.uri_sans;
-  ASSIGN_OR_RETURN(VaultResponse r, vault_.call("POST", settings_.sign_path, &body));
+  Result<VaultResponse> signed_r = vault_.call("POST", settings_.sign_path, &body);
+  // The key Vault generated has served its purpose (signed or not): Vault must not keep it.
+  deleteVaultKey(kc.vault_key_id);
+  ASSIGN_OR_RETURN(VaultResponse r, std::move(signed_r));
   const nlohmann::json& data = r.body.is_object() ? r.body["data"] : nlohmann::json();
   const std::string what = "vault POST " + settings_.sign_path;
   if (!data.is_object() || !data.contains("certificate") || !data["certificate"].is_string()) {
@@ -247,12 +367,11 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
                info.serial_hex, formatTime(info.not_after), formatDuration(ttl_));
 
   // ca_chain starts with the new certificate on 1.11+ and not before: deduplicate rather
-  // than assume either shape.
+  // than assume either shape. Every intermediate up to the root follows istiod's.
   std::vector<Certificate> chain = {leaf};
   for (const auto& c : returned) {
     if (!containsCert(chain, c) && !c.info().self_signed) chain.push_back(c);
   }
-  ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(mount, returned));
 
   CaMaterial m;
   m.cert_pem = leaf.pem();

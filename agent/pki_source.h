@@ -5,8 +5,17 @@
 // (--pki-generate-path): Vault's intermediate/generate/exported creates the key and
 // returns it once — supported for compatibility, warned about.
 //
-// Vault requests per load: sign (+ generate in exported mode), LIST <mount>/issuers and one
-// <mount>/issuer/<id>/json per issuer for the trust bundle; nothing else.
+// Before anything is signed (Vault stores every certificate it signs), load() reads the
+// signing issuer and the trust bundle and refuses what the agent would reject afterwards:
+// no self-signed issuer to trust, a signer that does not chain to the bundle, or a
+// certificate that could not meet --min-remaining within the signer's and roots' notAfter.
+// The trust bundle comes from --pki-root-mount (default: the signing mount), so the
+// two-mount layout (root in pki, intermediate in pki_int without its root) works.
+//
+// Vault requests per load: GET <mount>/issuer/<ref>/json (the signer), LIST
+// <root mount>/issuers and one <root mount>/issuer/<id>/json per issuer, then sign
+// (+ generate before it and DELETE <mount>/key/<key_id> after it in exported mode).
+// All reads are unauthenticated paths in Vault 1.11+.
 #pragma once
 
 #include <string>
@@ -26,6 +35,12 @@ Result<std::string> pkiMountOf(const std::string& sign_path);
 
 // Sorts roots oldest first (notBefore, then serial) and drops expired ones and duplicates:
 // the byte-stable order of root-cert.pem.
+// The issuer reference of a sign path: "default" for <mount>/root/sign-intermediate.
+Result<std::string> pkiIssuerRefOf(const std::string& sign_path);
+
+// Vault's default not_before_duration for sign-intermediate.
+inline constexpr std::chrono::seconds kVaultDefaultBackdate{30};
+
 std::vector<Certificate> orderTrustBundle(std::vector<Certificate> roots, SystemTime now);
 
 class PkiSource final : public CaSource {
@@ -42,11 +57,26 @@ class PkiSource final : public CaSource {
   struct KeyAndCsr {
     Secret key_pem;
     std::string csr;
+    std::string vault_key_id;  // exported mode: the copy Vault stored, to delete after signing
+  };
+  struct Signer {
+    Certificate cert;
+    std::vector<Certificate> chain;  // signer first, as its ca_chain
   };
   Result<CaMaterial> loadUnguarded();
+  Result<std::string> rootMount() const;
+  Result<Signer> readSigner(const std::string& mount);
+  // The not_before_duration that Vault 1.21.1+ accepts for this signer (at most 30 s), or
+  // the reason not to sign.
+  Result<std::chrono::seconds> preflight(const Signer& signer, const std::vector<Certificate>& roots,
+                                         const std::string& root_mount);
+  // Best effort: a failed delete is warned about, never fatal.
+  void deleteVaultKey(const std::string& key_id);
   Result<std::optional<std::string>> changeStampUnguarded();
   Result<KeyAndCsr> keyAndCsr();
-  Result<std::vector<Certificate>> trustBundle(const std::string& mount, const std::vector<Certificate>& returned);
+  // Unexpired self-signed CA issuers of mount. When LIST is forbidden (pre-1.11 Vault),
+  // the self-signed end of `fallback_chain`.
+  Result<std::vector<Certificate>> trustBundle(const std::string& mount, const std::vector<Certificate>& fallback_chain);
 
   VaultClient& vault_;
   PkiSettings settings_;

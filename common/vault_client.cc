@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 
@@ -10,6 +11,17 @@
 
 namespace cacerts {
 namespace {
+
+// Vault's PKI engine warns about missing AIA URLs (config/urls) on every generate and sign:
+// harmless for istiod, so said once per process at info, not as a warning per renewal.
+void logVaultWarning(const std::string& path, const std::string& warning) {
+  if (warning.find("authority information access") != std::string::npos) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) spdlog::info("event=vault_warning path={} warning=\"{}\"", path, warning);
+    return;
+  }
+  spdlog::warn("event=vault_warning path={} warning=\"{}\"", path, warning);
+}
 
 // The shortest time budget an attempt gets, however close the retry deadline is.
 constexpr Duration kMinAttemptTimeout = std::chrono::seconds(1);
@@ -210,7 +222,7 @@ Result<VaultResponse> VaultClient::call(const std::string& method, const std::st
     r = withRetries(method, path, body, authenticated, allow_not_found);
   }
   if (r) {
-    for (const auto& w : r->warnings) spdlog::warn("event=vault_warning path={} warning=\"{}\"", path, w);
+    for (const auto& w : r->warnings) logVaultWarning(path, w);
   }
   return r;
 }

@@ -22,6 +22,7 @@ struct PkiVault {
     REQUIRE(s.setPolicy(ns, "signer", {{"pki/mesh/root/sign-intermediate", {"update"}},
                                         {"pki/mesh/issuer/+/sign-intermediate", {"update"}},
                                         {"pki/mesh/intermediate/generate/exported", {"update"}},
+                                        {"pki/mesh/key/+", {"delete"}},
                                         {"pki/mesh/issuers", {"list"}},
                                         {"pki/mesh/issuer/+/json", {"read"}}}));
     TokenSpec spec;
@@ -45,6 +46,12 @@ CertInfo infoOf(const std::string& pem) {
   return certs->front().info();
 }
 
+std::size_t countRequestsTo(const VaultTestServer& server, const std::string& method, const std::string& prefix) {
+  std::size_t n = 0;
+  for (const auto& req : server.requests()) n += req.method == method && req.path.rfind(prefix, 0) == 0;
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("pki init publishes a fresh intermediate whose key never left the pod", "[pki-e2e]") {
@@ -66,18 +73,20 @@ TEST_CASE("pki init publishes a fresh intermediate whose key never left the pod"
       CHECK(readFile(out.file("root-cert.pem")) == p.root_pem);
       CHECK(readFile(out.file("cert-chain.pem")) == readFile(out.file("ca-cert.pem")) + p.root_pem);
       CHECK(runAgent({"check", "--dir", out.path()}).exit_code == 0);
-      // Requests: sign, LIST issuers, one issuer read; no key material in any body.
+      // Requests: the signer and the trust bundle first (nothing is signed that would be
+      // rejected), then the sign; no key material in any body.
       std::vector<std::string> calls;
       for (const auto& req : p.vault.server().requests()) {
         calls.push_back(req.method + " " + req.path);
         CHECK(req.body.find("PRIVATE KEY") == std::string::npos);
       }
-      REQUIRE(calls.size() == 3);
-      CHECK(calls[0] == "POST /v1/pki/mesh/root/sign-intermediate");
+      REQUIRE(calls.size() == 4);
+      CHECK(calls[0] == "GET /v1/pki/mesh/issuer/default/json");
       // LIST goes out as GET ?list=true, which Vault treats identically.
       CHECK(calls[1] == "GET /v1/pki/mesh/issuers");
       CHECK(p.vault.server().requests()[1].query == "list=true");
       CHECK_THAT(calls[2], Catch::StartsWith("GET /v1/pki/mesh/issuer/"));
+      CHECK(calls[3] == "POST /v1/pki/mesh/root/sign-intermediate");
     }
   }
   p.vault.scanForSecrets();
@@ -106,15 +115,157 @@ TEST_CASE("pki init signs through the issuer API, in a namespace, with kubernete
   p.vault.scanForSecrets();
 }
 
-TEST_CASE("pki init with Vault-generated keys warns and still validates", "[pki-e2e]") {
+TEST_CASE("pki init with Vault-generated keys warns, still validates and leaves no key in Vault", "[pki-e2e]") {
   PkiVault p;
+  const auto keys_before = p.vault.server().pkiKeyCount("", "pki/mesh");
+  REQUIRE(keys_before);
   TempDir out;
-  const auto r = p.vault.run(p.args(out, {"--pki-generate-path", "pki/mesh/intermediate/generate/exported"}));
+  // rsa without --key-bits: 3072 as with a local key, not Vault's 2048 for key_bits 0.
+  const auto r = p.vault.run(
+      p.args(out, {"--pki-generate-path", "pki/mesh/intermediate/generate/exported", "--key-type", "rsa"}));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("event=pki_exported_key"));
+  // Vault's AIA warning comes with the generate and with the sign: said once, at info.
+  const auto aia = r.err.find("authority information access");
+  REQUIRE(aia != std::string::npos);
+  CHECK(r.err.find("authority information access", aia + 1) == std::string::npos);
+  CHECK(r.err.rfind(" info event=vault_warning", aia) != std::string::npos);
+  CHECK(r.err.rfind(" warning event=vault_warning", aia) == std::string::npos);
+  CHECK(infoOf(readFile(out.file("ca-cert.pem"))).key_description == "rsa-3072");
+  CHECK(runAgent({"check", "--dir", out.path()}).exit_code == 0);
+  // intermediate/generate stored the key it generated; the agent deleted it after signing.
+  CHECK(*p.vault.server().pkiKeyCount("", "pki/mesh") == *keys_before);
+  CHECK(countRequestsTo(p.vault.server(), "DELETE", "/v1/pki/mesh/key/") == 1);
+  p.vault.scanForSecrets();
+}
+
+TEST_CASE("pki two-mount layout: root in pki, intermediate in pki_int set-signed without its root", "[pki-e2e]") {
+  E2eVault vault;
+  auto& s = vault.server();
+  const auto root_pem = s.pkiSeedTwoMount("", "pki", "pki_int", std::chrono::hours(87600));
+  REQUIRE(root_pem);
+  const auto int_ca = s.pkiIssuer("", "pki_int", "default");
+  REQUIRE(int_ca);
+  // Only the sign capability: the issuer reads of both mounts are unauthenticated.
+  REQUIRE(s.setPolicy("", "signer", {{"pki_int/root/sign-intermediate", {"update"}}}));
+  TokenSpec spec;
+  spec.id = std::string(kTokenMarker) + ".two-mount";
+  spec.policies = {"signer"};
+  const std::string token_file = vault.workDir() + "/two-mount-token";
+  writeFile(token_file, s.createToken("", spec), 0600);
+  auto args = [&](const TempDir& out, const std::vector<std::string>& extra) {
+    return concat(concat({"init", "--dir", out.path()}, vault.connectArgs()),
+                  concat({"--auth-method", "token", "--token-file", token_file, "--source", "pki", "--pki-sign-path",
+                          "pki_int/root/sign-intermediate", "--common-name", "istiod cluster1"},
+                         extra));
+  };
+  auto issued = [&] {
+    auto n = s.pkiIssuedCount("", "pki_int");
+    REQUIRE(n);
+    return *n;
+  };
+
+  SECTION("without --pki-root-mount nothing is signed and the message says what to set") {
+    TempDir out;
+    for (int i = 0; i < 5; ++i) {  // a crash-looping init
+      const auto r = vault.run(args(out, {}));
+      INFO(r.err);
+      CHECK(r.exit_code == 5);
+      CHECK_THAT(r.err, Catch::Contains("--pki-root-mount"));
+    }
+    CHECK(issued() == 0);
+    CHECK(countRequestsTo(s, "POST", "/v1/pki_int/root/sign-intermediate") == 0);
+  }
+  SECTION("--pki-root-mount pki: chain up to the root, the root mount's roots as the bundle") {
+    TempDir out;
+    const auto r = vault.run(args(out, {"--pki-root-mount", "pki"}));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(issued() == 1);
+    const CertInfo ca = infoOf(readFile(out.file("ca-cert.pem")));
+    CHECK(ca.issuer == "CN=Tutorial Intermediate");
+    CHECK(readFile(out.file("root-cert.pem")) == *root_pem);
+    CHECK(readFile(out.file("cert-chain.pem")) == readFile(out.file("ca-cert.pem")) + int_ca->cert.pem() + *root_pem);
+    CHECK(runAgent({"check", "--dir", out.path()}).exit_code == 0);
+  }
+  vault.scanForSecrets();
+}
+
+TEST_CASE("pki init signs nothing it would reject: repeated failing inits mint no certificate", "[pki-e2e]") {
+  PkiVault p;
+  auto& s = p.vault.server();
+  const auto now = std::chrono::system_clock::now();
+  std::vector<std::string> extra;
+  std::string message;
+  SECTION("the signing issuer expires before --min-remaining would be met") {
+    const TestCa soon = makeRoot("Mesh Root Soon", now - std::chrono::hours(1), now + std::chrono::hours(48));
+    auto imported = s.pkiImport("", "pki/mesh", soon.cert.pem() + soon.key.pkcs8Pem());
+    REQUIRE(imported);
+    extra = {"--pki-sign-path", "pki/mesh/issuer/" + (*imported)["imported_issuers"][0].get<std::string>() +
+                                    "/sign-intermediate",
+             "--ttl", "720h", "--min-remaining", "72h"};
+    message = "less than --min-remaining";
+  }
+  SECTION("the signing issuer does not chain to the trust bundle's mount") {
+    REQUIRE(s.enablePki("", "pki/other", std::chrono::hours(87600)));
+    REQUIRE(s.pkiGenerateRoot("", "pki/other", {{"common_name", "Other Root"}, {"ttl", "8760h"}}));
+    extra = {"--pki-root-mount", "pki/other"};
+    message = "does not chain to a root of mount pki/other";
+  }
+  const auto before = s.pkiIssuedCount("", "pki/mesh");
+  REQUIRE(before);
+  TempDir out;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = p.vault.run(p.args(out, extra));
+    INFO(r.err);
+    CHECK(r.exit_code == 5);
+    CHECK_THAT(r.err, Catch::Contains(message));
+  }
+  CHECK(*s.pkiIssuedCount("", "pki/mesh") == *before);
+  p.vault.scanForSecrets();
+}
+
+TEST_CASE("pki init signs with a root generated seconds ago (Vault 1.21.1 notBefore rule)", "[pki-e2e]") {
+  PkiVault p;
+  auto& s = p.vault.server();
+  REQUIRE(s.enablePki("", "pki/fresh", std::chrono::hours(87600)));
+  REQUIRE(s.setPolicy("", "signer", {{"pki/fresh/root/sign-intermediate", {"update"}}}));
+  // A root without backdating: its notBefore is now.
+  const auto root = s.pkiGenerateRoot("", "pki/fresh",
+                                      {{"common_name", "Fresh Root"}, {"ttl", "8760h"}, {"not_before_duration", "0s"}});
+  REQUIRE(root);
+  // The server enforces the rule: Vault's default 30 s backdating is refused for this signer.
+  {
+    IncomingRequest req;
+    req.method = "POST";
+    req.path = "pki/fresh/root/sign-intermediate";
+    req.body = nlohmann::json({{"csr", makeCsr(makeKey(), CsrSpec{})}, {"common_name", "probe"}}).dump();
+    req.token = s.rootToken();
+    req.request_header = true;
+    req.target = "/v1/" + req.path;
+    const Reply refused = s.handle(req);
+    CHECK(refused.status == 400);
+    CHECK_THAT(refused.body, Catch::Contains("before the signer's notBefore"));
+  }
+  TempDir out;
+  const auto r = p.vault.run(p.args(out, {"--pki-sign-path", "pki/fresh/root/sign-intermediate"}));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const CertInfo ca = infoOf(readFile(out.file("ca-cert.pem")));
+  CHECK(ca.not_before >= infoOf((*root)["certificate"].get<std::string>()).not_before);
   CHECK(runAgent({"check", "--dir", out.path()}).exit_code == 0);
   p.vault.scanForSecrets();
+}
+
+TEST_CASE("pki init refuses an organization Vault would split at its commas", "[pki-e2e]") {
+  PkiVault p;
+  TempDir out;
+  const auto r = p.vault.run(p.args(out, {"--organization", "Acme, Inc."}));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("--organization"));
+  CHECK_THAT(r.err, Catch::Contains("comma"));
+  CHECK(*p.vault.server().pkiIssuedCount("", "pki/mesh") == 0);
 }
 
 TEST_CASE("pki trust bundle holds every root of the mount, oldest first, byte-stable", "[pki-e2e]") {
@@ -154,11 +305,15 @@ TEST_CASE("pki ttl clamping: warning and real lifetime, or exit 5 below --min-re
   CHECK(lifetime >= std::chrono::hours(47));
 
   const auto before = snapshotTree(out.path());
+  const auto issued = p.vault.server().pkiIssuedCount("", "pki/mesh");
+  REQUIRE(issued);
+  // The root itself was clamped to 48h by the mount: refused before anything is signed.
   const auto refused = p.vault.run(p.args(out, {"--ttl", "720h", "--min-remaining", "72h"}));
   CHECK(refused.exit_code == 5);
-  CHECK_THAT(refused.err, Catch::Contains("max_lease_ttl"));
+  CHECK_THAT(refused.err, Catch::Contains("limited by CN=Mesh Root A"));
   CHECK_THAT(refused.err, Catch::Contains("--min-remaining"));
   CHECK(snapshotTree(out.path()) == before);
+  CHECK(*p.vault.server().pkiIssuedCount("", "pki/mesh") == *issued);
   p.vault.scanForSecrets();
 }
 

@@ -92,6 +92,14 @@ std::pair<std::string, int> keyParams(const json& params) {
   return {type, b};
 }
 
+// not_before_duration: seconds of backdating, 30 unless given; nullopt when invalid.
+std::optional<std::int64_t> notBeforeDuration(const json& params) {
+  if (!params.contains("not_before_duration")) return 30;
+  const auto d = durationSeconds(params["not_before_duration"]);
+  if (!d || *d < 0) return std::nullopt;
+  return *d;
+}
+
 std::string privateKeyPem(const TestKey& key, const json& params) {
   return trimmed(stringParam(params, "private_key_format") == "pkcs8" ? key.pkcs8Pem()
                                                                       : key.traditionalPem());
@@ -153,6 +161,7 @@ Reply PkiEngine::handle(const Call& call, EngineContext& ctx) {
     }
   } else if (m == "DELETE") {
     if (startsWith(p, "issuer/") && p.find('/', 7) == std::string::npos) return deleteIssuer(tail("issuer/"));
+    if (startsWith(p, "key/") && p.find('/', 4) == std::string::npos) return deleteKey(tail("key/"));
   } else if (m == "LIST") {
     if (p == "issuers") return listIssuers();
   } else if (m == "GET") {
@@ -290,11 +299,13 @@ Reply PkiEngine::generateRoot(const std::string& type, const json& params, Engin
                        goDuration(max_ttl) + "\", so maxTTL is being used");
     ttl = max_ttl;
   }
+  const auto backdate = notBeforeDuration(params);
+  if (!backdate) return errorReply(400, {"invalid not_before_duration"});
   const TestKey key = makeKey(key_type, key_bits);
   CertSpec spec;
   spec.subject_entries = subjectFromParams(params, cn);
   spec.path_len = static_cast<int>(*path_len);
-  spec.not_before = now - std::chrono::seconds(30);
+  spec.not_before = now - std::chrono::seconds(*backdate);
   spec.not_after = now + std::chrono::seconds(ttl);
   spec.uri_sans = listParam(params, "uri_sans");
   const TestCert cert = issueCert(spec, key, nullptr, key);
@@ -463,8 +474,18 @@ Reply PkiEngine::signIntermediate(const std::string& ref, const Call& call, Engi
     spec.dns_sans = listParam(params, "alt_names");
     spec.ip_sans = listParam(params, "ip_sans");
   }
+  // Vault 1.21.1+ (issuing/issue_common.go): the backdated notBefore may not precede the
+  // signer's own notBefore; it refuses instead of clamping.
+  const auto backdate = notBeforeDuration(params);
+  if (!backdate) return errorReply(400, {"invalid not_before_duration"});
+  const SystemTime not_before = now - std::chrono::seconds(*backdate);
+  if (not_before < signer->cert.notBefore()) {
+    return errorReply(400, {"cannot satisfy request, as the requested notBefore of " + rfc3339(not_before) +
+                            " is before the signer's notBefore of " + rfc3339(signer->cert.notBefore()) +
+                            "; lower not_before_duration"});
+  }
   spec.path_len = path_len;
-  spec.not_before = now - std::chrono::seconds(30);
+  spec.not_before = not_before;
   spec.not_after = not_after;
   const TestCert cert = issueCert(spec, csr.public_key, &signer->cert, signer_key->key);
   if (cert.empty()) return errorReply(500, {"failed to sign the intermediate"});
@@ -479,6 +500,8 @@ Reply PkiEngine::signIntermediate(const std::string& ref, const Call& call, Engi
     chain.push_back(encode(is->cert));
     bundle += "\n" + is->cert.pemTrimmed();
   }
+  // No config/urls here, ever: Vault warns about the missing AIA fields on every sign.
+  warnings.push_back(kAiaWarning);
   Envelope e;
   e.mount_type = "pki";
   e.data = {
@@ -582,6 +605,19 @@ Reply PkiEngine::deleteIssuer(const std::string& ref) {
   if (e.warnings.empty()) return noContent();
   e.data = nullptr;
   return envelopeReply(e);
+}
+
+Reply PkiEngine::deleteKey(const std::string& ref) {
+  const auto it = std::find_if(keys_.begin(), keys_.end(),
+                               [&](const Key& k) { return k.id == ref || (!k.name.empty() && k.name == ref); });
+  if (it == keys_.end()) return errorReply(500, {"unable to find PKI key for reference: " + ref});
+  for (const auto& is : issuers_) {
+    if (is.key_id == it->id) {
+      return errorReply(400, {"unable to delete key: key " + it->id + " is in use by issuer " + is.id});
+    }
+  }
+  keys_.erase(it);
+  return noContent();
 }
 
 Reply PkiEngine::updateIssuer(const std::string& ref, const json& params) {

@@ -3,7 +3,8 @@
 // (mount max_lease_ttl, then the issuer's notAfter) and the read endpoints (vault-api.md §5).
 //
 // Certificates it signs carry what Vault's do: CA:TRUE (critical) with the path length,
-// keyCertSign + cRLSign (critical), SKI/AKI, no EKU, notBefore backdated 30 s.
+// keyCertSign + cRLSign (critical), SKI/AKI, no EKU, notBefore backdated by not_before_duration
+// (30 s); as Vault 1.21.1+, signing fails when that backdating reaches before the signer's notBefore.
 // Simplifications: no CRLs, roles, leaf issuance, AIA URLs, name constraints or DER CSRs;
 // the common name is not copied into the DNS SANs.
 #pragma once
@@ -30,6 +31,12 @@ class PkiEngine final : public Engine {
   // DELETE <mount>/issuer/<ref>: removes the issuer (its key stays). Deleting the default
   // issuer leaves the mount without one, with a warning, as Vault does.
   Reply deleteIssuer(const std::string& ref);
+  // DELETE <mount>/key/<ref>: removes a stored key; 400 while an issuer uses it, as Vault.
+  Reply deleteKey(const std::string& ref);
+  // Certificates this mount has signed (each stored, as Vault stores them before answering),
+  // and keys it holds (generated, imported or left by intermediate/generate).
+  std::size_t issuedCount() const { return issued_.size(); }
+  std::size_t keyCount() const { return keys_.size(); }
   // Issuer by reference (id, name or "default"); key is empty for issuers without a key.
   std::optional<TestCa> issuer(const std::string& ref) const;
 

@@ -369,6 +369,46 @@ Result<TestCa> VaultCore::pkiIssuer(const std::string& ns, const std::string& mo
   return *ca;
 }
 
+Result<std::size_t> VaultCore::pkiIssuedCount(const std::string& ns, const std::string& mount) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(PkiEngine * pki, engineFor<PkiEngine>(ns, mount));
+  return pki->issuedCount();
+}
+
+Result<std::size_t> VaultCore::pkiKeyCount(const std::string& ns, const std::string& mount) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(PkiEngine * pki, engineFor<PkiEngine>(ns, mount));
+  return pki->keyCount();
+}
+
+Result<std::string> VaultCore::pkiSeedTwoMount(const std::string& ns, const std::string& root_mount,
+                                               const std::string& int_mount, Duration max_lease_ttl) {
+  RETURN_IF_ERROR(enablePki(ns, root_mount, max_lease_ttl));
+  RETURN_IF_ERROR(enablePki(ns, int_mount, max_lease_ttl));
+  auto call = [&](const std::string& path, const json& body) -> Result<json> {
+    IncomingRequest req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body.dump();
+    req.token = root_token_;
+    req.namespace_header = ns;
+    req.request_header = true;
+    req.target = "/v1/" + path;
+    const Reply r = handle(req);
+    if (r.status != 200) return replyError(r);
+    return json::parse(r.body)["data"];
+  };
+  ASSIGN_OR_RETURN(json root, call(root_mount + "/root/generate/internal",
+                                   {{"common_name", "Tutorial Root"}, {"ttl", "87600h"}, {"issuer_name", "root-2026"}}));
+  ASSIGN_OR_RETURN(json csr, call(int_mount + "/intermediate/generate/internal",
+                                  {{"common_name", "Tutorial Intermediate"}, {"key_type", "ec"}}));
+  ASSIGN_OR_RETURN(json signed_int, call(root_mount + "/root/sign-intermediate",
+                                         {{"csr", csr["csr"]}, {"format", "pem"}, {"ttl", "43800h"}}));
+  ASSIGN_OR_RETURN(json set, call(int_mount + "/intermediate/set-signed", {{"certificate", signed_int["certificate"]}}));
+  (void)set;
+  return root["certificate"].get<std::string>() + "\n";
+}
+
 // ---- request handling ----
 
 std::optional<VaultCore::Resolved> VaultCore::resolveNamespace(const std::string& header,

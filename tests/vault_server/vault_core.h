@@ -89,6 +89,17 @@ class VaultCore {
   Status pkiDeleteIssuer(const std::string& ns, const std::string& mount, const std::string& ref);
   // Issuer certificate and key (key empty when Vault holds none).
   Result<TestCa> pkiIssuer(const std::string& ns, const std::string& mount, const std::string& ref);
+  // Certificates the mount has signed so far (Vault stores each one it signs).
+  Result<std::size_t> pkiIssuedCount(const std::string& ns, const std::string& mount);
+  // Keys the mount holds.
+  Result<std::size_t> pkiKeyCount(const std::string& ns, const std::string& mount);
+  // HashiCorp's tutorial layout, built through the HTTP API as the vault CLI would: a root in
+  // root_mount, and an intermediate in int_mount generated there (internal key), signed by
+  // root_mount/root/sign-intermediate and set-signed WITHOUT its root, so int_mount has no
+  // self-signed issuer. Both mounts are enabled here with max_lease_ttl. Returns the root
+  // certificate PEM (with trailing newline).
+  Result<std::string> pkiSeedTwoMount(const std::string& ns, const std::string& root_mount,
+                                      const std::string& int_mount, Duration max_lease_ttl);
 
   // ---- server state ----
   void seal(bool sealed);
