@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/redirect_transport.h"
+
 namespace cacerts {
 
 Result<VaultSession> openVaultSession(const Config& config, Clock& clock, Random& random) {
@@ -19,7 +21,11 @@ Result<VaultSession> openVaultSession(const Config& config, Clock& clock, Random
   // One TLS handshake per burst of calls (an init, a rotation) instead of one per call;
   // long-lived callers release the connection after each burst (see HttpTransport).
   limits.keep_alive_idle = std::chrono::seconds(2);
-  ASSIGN_OR_RETURN(s.transport, makeHttplibTransport(config.vault_addr, config.tls, limits));
+  ASSIGN_OR_RETURN(std::unique_ptr<HttpTransport> primary, makeHttplibTransport(config.vault_addr, config.tls, limits));
+  // HA Vault: a standby answers 307 to the active node, reached with the same trust settings.
+  s.transport = makeRedirectFollowingTransport(
+      config.vault_addr, std::move(primary),
+      [tls = config.tls, limits](const std::string& base) { return makeHttplibTransport(base, tls, limits); });
   ASSIGN_OR_RETURN(s.auth, makeAuthenticator(config.auth));
   s.client = std::make_unique<VaultClient>(*s.transport, config.vault_namespace, clock, random);
   s.client->setAuthenticator(s.auth.get());

@@ -16,7 +16,7 @@ class JwtLoginAuthenticator final : public VaultAuthenticator {
   Result<VaultToken> login(VaultClient& client) override {
     ASSIGN_OR_RETURN(Secret jwt, readCredentialFile(jwt_file_, "--jwt-file"));
     nlohmann::json body = {{"role", role_}, {"jwt", std::string(jwt.view())}};
-    Result<VaultToken> t = client.loginWith(mount_, body, describe());
+    Result<VaultToken> t = client.loginWith(mount_, body, describe(), deniedRetry());
     wipeJson(body);
     return t;
   }
@@ -25,6 +25,15 @@ class JwtLoginAuthenticator final : public VaultAuthenticator {
   }
 
  private:
+  // Kubernetes auth also answers 403 when Vault could not reach the Kubernetes API for the
+  // TokenReview: retried for about 30 s (within --timeout) before it counts as a refusal.
+  VaultClient::LoginRetry deniedRetry() const {
+    if (method_ != "kubernetes") return {};
+    return {std::chrono::seconds(30),
+            "either the role does not bind this service account (bound service account names and namespaces, "
+            "audience) or Vault could not review the token with the Kubernetes API (TokenReview: Vault's network "
+            "path to the API server, token_reviewer_jwt, kubernetes_ca_cert)"};
+  }
   static void wipeJson(nlohmann::json& body) {
     for (auto& [key, value] : body.items()) {
       if (value.is_string()) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
+#include <ctime>
 
 #include "common/backoff.h"
 
@@ -89,16 +90,24 @@ std::string capabilityFor(const std::string& method) {
   return "update";
 }
 
-std::optional<Duration> parseRetryAfter(const std::map<std::string, std::string>& headers) {
-  auto it = headers.find("retry-after");
-  if (it == headers.end() || it->second.empty() || it->second.size() > 6) return std::nullopt;
-  for (char c : it->second) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-  }
-  return std::chrono::seconds(std::stoi(it->second));
-}
-
 }  // namespace
+
+std::optional<Duration> parseRetryAfter(const std::string& value, SystemTime now) {
+  if (value.empty() || value.size() > 64) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (value.size() > 6) return std::nullopt;  // over eleven days: not a plausible rate limit
+    return std::chrono::seconds(std::stoi(value));
+  }
+  // IMF-fixdate, the only HTTP date form Go's net/http writes: "Sun, 06 Nov 1994 08:49:37 GMT".
+  std::tm tm{};
+  const char* end = ::strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const std::time_t at = ::timegm(&tm);
+  if (at == static_cast<std::time_t>(-1)) return std::nullopt;
+  const auto wait = std::chrono::duration_cast<Duration>(std::chrono::system_clock::from_time_t(at) - now);
+  // A date already past (clock skew, a slow response) means "now".
+  return std::max(wait, Duration::zero());
+}
 
 std::string normaliseAuthMount(std::string mount) {
   while (!mount.empty() && mount.front() == '/') mount.erase(0, 1);
@@ -175,7 +184,10 @@ Result<VaultResponse> VaultClient::attempt(const std::string& method, const std:
                                                    "\" on " + path.substr(0, path.find('?'))};
   }
   if (s == 412 || s == 429 || (s >= 500 && s != 501)) {
-    if ((s == 429 || s == 503) && retry_after != nullptr) *retry_after = parseRetryAfter(res.headers);
+    if ((s == 429 || s == 503) && retry_after != nullptr) {
+      const auto header = res.headers.find("retry-after");
+      if (header != res.headers.end()) *retry_after = parseRetryAfter(header->second, clock_.now());
+    }
     std::string reason = s == 503 && detail.find("sealed") != std::string::npos ? "Vault is sealed" : "transient error";
     return Error{ErrorCode::kUnavailable, "vault " + what + ": " + reason + " (" + std::to_string(s) + ")" + suffix};
   }
@@ -246,15 +258,37 @@ std::optional<SystemTime> VaultClient::tokenExpiry() const {
 }
 
 Result<VaultToken> VaultClient::loginWith(const std::string& mount, const nlohmann::json& body,
-                                          const std::string& what) {
+                                          const std::string& what, const LoginRetry& retry) {
   const std::string path = "auth/" + normaliseAuthMount(mount) + "/login";
+  const SystemTime started = clock_.now();
   Result<VaultResponse> r = withRetries("POST", path, &body, /*authenticated=*/false, false);
+  int denied = 0;
+  while (!r && r.error().code == ErrorCode::kPermissionDenied && retry.denied_for > Duration::zero() && deadline_) {
+    const SystemTime until = std::min(started + retry.denied_for, *deadline_);
+    const SystemTime now = clock_.now();
+    if (now >= until) break;
+    // The last attempt happens at `until` rather than giving up early.
+    const Duration wait = std::min(backoffDelay(denied, BackoffPolicy{retry_.initial, retry_.max}, random_.uniform01()),
+                                   std::chrono::duration_cast<Duration>(until - now));
+    ++denied;
+    spdlog::warn("event=vault_login_retry reason=403 attempt={} retry_in_ms={} login=\"{}\"", denied, wait.count(), what);
+    if (!clock_.sleepFor(wait)) break;  // interrupted: shutting down
+    r = withRetries("POST", path, &body, /*authenticated=*/false, false);
+  }
   if (!r) {
     Error e = r.error();
     // Bad credentials are 400 for approle, cert and unknown kubernetes roles, 403 otherwise.
     if (e.code == ErrorCode::kInvalidArgument || e.code == ErrorCode::kPermissionDenied || e.code == ErrorCode::kNotFound) {
+      const bool forbidden = e.code == ErrorCode::kPermissionDenied;
       e.code = ErrorCode::kPermissionDenied;
-      e.message = what + " refused: " + e.message.substr(e.message.find(": ") + 2);
+      std::string detail = e.message.substr(e.message.find(": ") + 2);
+      // A login carries no token: the policy advice attempt() adds to a 403 does not apply.
+      if (forbidden) detail = detail.substr(0, detail.find("; the token's policy"));
+      e.message = what + " refused: " + detail;
+      if (forbidden && !retry.denied_hint.empty()) {
+        e.message += "; " + retry.denied_hint;
+        if (denied > 0) e.message += " (refused " + std::to_string(denied + 1) + " times in a row)";
+      }
       return e;
     }
     return withContext(e, what);

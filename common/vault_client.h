@@ -80,11 +80,26 @@ class VaultClient {
                              const nlohmann::json* body = nullptr, bool authenticated = true,
                              bool allow_not_found = false);
 
+  // How a login treats 403. Kubernetes auth answers 403 both for a credential its role does
+  // not accept and when Vault could not reach the Kubernetes API for the TokenReview; only
+  // retrying tells the two apart.
+  struct LoginRetry {
+    // How long 403s are retried (with the client's backoff), never past the retry
+    // deadline; zero, or no retry deadline: not at all.
+    Duration denied_for = Duration::zero();
+    // Appended to the final 403's message: what a 403 may mean for this auth method.
+    std::string denied_hint{};
+  };
+
   // POST auth/<mount>/login with the given body; parses the auth block. Used by
   // authenticators. 400 and 403 become kPermissionDenied (Vault reports bad credentials
-  // as either).
+  // as either); 403s are first retried as `retry` says.
   Result<VaultToken> loginWith(const std::string& mount, const nlohmann::json& body,
-                               const std::string& what);
+                               const std::string& what, const LoginRetry& retry);
+  Result<VaultToken> loginWith(const std::string& mount, const nlohmann::json& body,
+                               const std::string& what) {
+    return loginWith(mount, body, what, LoginRetry{});
+  }
 
   // Ensures a token is present (logging in if needed) without making another call.
   Status ensureToken();
@@ -138,6 +153,11 @@ auto guardResponseShape(const std::string& what, F&& f) -> decltype(f()) {
     return Error{ErrorCode::kUnavailable, what + ": unexpected response shape from Vault"};
   }
 }
+
+// A Retry-After value: integer seconds (current Vault) or an HTTP date in IMF-fixdate form
+// (older releases), as the wait from `now` (zero for a date already past). nullopt for
+// anything else. The caller bounds the wait by its deadline.
+std::optional<Duration> parseRetryAfter(const std::string& value, SystemTime now);
 
 // Normalises a mount given as "kube-c1", "auth/kube-c1" or "/auth/kube-c1/" to "kube-c1".
 std::string normaliseAuthMount(std::string mount);

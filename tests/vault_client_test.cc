@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <tuple>
+#include <vector>
+
 #include "common/vault_auth.h"
 #include "tests/fakes.h"
 
@@ -153,25 +156,32 @@ TEST_CASE("vault client cuts each attempt's time budget to the time left before 
   }
 }
 
-TEST_CASE("vault client honours Retry-After on 429", "[vault_client]") {
-  FakeClock clock;
-  FakeRandom random{0.0};
-  int calls = 0;
-  FakeHttpTransport transport([&](const HttpRequest&) -> Result<HttpResponse> {
-    if (++calls == 1) {
-      HttpResponse r = json(429, R"({"errors":["rate limit quota exceeded"]})");
-      r.headers["retry-after"] = "7";
-      return r;
-    }
-    return json(200, R"({"data":{}})");
-  });
-  CountingAuth auth;
-  VaultClient client(transport, "", clock, random);
-  client.setAuthenticator(&auth);
-  client.setRetryDeadline(clock.now() + std::chrono::minutes(1));
-  REQUIRE(client.call("GET", "x"));
-  REQUIRE(clock.sleeps().size() == 1);
-  CHECK(clock.sleeps()[0] == std::chrono::seconds(7));
+TEST_CASE("vault client honours Retry-After, in seconds or as a date, never past its deadline", "[vault_client]") {
+  // FakeClock starts at 2023-11-14T22:13:20Z; the deadline is a minute later.
+  for (const auto& [status, value, expected] : std::vector<std::tuple<int, std::string, Duration>>{
+           {429, "7", std::chrono::seconds(7)},
+           {503, "Tue, 14 Nov 2023 22:13:32 GMT", std::chrono::seconds(12)},
+           {429, "Tue, 14 Nov 2023 23:13:20 GMT", std::chrono::minutes(1)}}) {
+    INFO(value);
+    FakeClock clock;
+    FakeRandom random{0.0};
+    int calls = 0;
+    FakeHttpTransport transport([&, status = status, value = value](const HttpRequest&) -> Result<HttpResponse> {
+      if (++calls == 1) {
+        HttpResponse r = json(status, R"({"errors":["rate limit quota exceeded"]})");
+        r.headers["retry-after"] = value;
+        return r;
+      }
+      return json(200, R"({"data":{}})");
+    });
+    CountingAuth auth;
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    client.setRetryDeadline(clock.now() + std::chrono::minutes(1));
+    REQUIRE(client.call("GET", "x"));
+    REQUIRE(clock.sleeps().size() == 1);
+    CHECK(clock.sleeps()[0] == expected);
+  }
 }
 
 TEST_CASE("vault client logs in again once on 403 and then reports permission denied", "[vault_client]") {
@@ -264,6 +274,69 @@ TEST_CASE("unexpected JSON types in Vault responses become error values, not cra
     });
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message == "kv secret/x: unexpected response shape from Vault");
+  }
+}
+
+TEST_CASE("Retry-After is read as seconds or as an HTTP date", "[vault_client]") {
+  const SystemTime now = FakeClock().now();  // 2023-11-14T22:13:20Z, a Tuesday
+  CHECK(parseRetryAfter("7", now) == Duration(std::chrono::seconds(7)));
+  CHECK(parseRetryAfter("0", now) == Duration::zero());
+  CHECK(parseRetryAfter("Tue, 14 Nov 2023 22:13:32 GMT", now) == Duration(std::chrono::seconds(12)));
+  CHECK(parseRetryAfter("Tue, 14 Nov 2023 22:00:00 GMT", now) == Duration::zero());  // already past
+  for (const char* bad : {"", "-1", "1.5", "1234567", "soon", "Tue, 14 Nov 2023 22:13:32", "Tue, 14 Nov 2023 22:13:32 GMT junk",
+                          "Tue, 32 Nov 2023 22:13:32 GMT"}) {
+    INFO(bad);
+    CHECK_FALSE(parseRetryAfter(bad, now).has_value());
+  }
+}
+
+TEST_CASE("login retries 403 for the configured window within the deadline, then names both causes",
+          "[vault_client]") {
+  FakeClock clock;
+  FakeRandom random{0.5};
+  int denials = 0;
+  int logins = 0;
+  FakeHttpTransport transport([&](const HttpRequest&) -> Result<HttpResponse> {
+    ++logins;
+    if (denials != 0) {
+      if (denials > 0) --denials;
+      return json(403, R"({"errors":["permission denied"]})");
+    }
+    return json(200, R"({"auth":{"client_token":"t","lease_duration":60}})");
+  });
+  VaultClient client(transport, "", clock, random);
+  const VaultClient::LoginRetry retry{std::chrono::seconds(30), "role binding or TokenReview"};
+  const nlohmann::json body = {{"role", "istiod"}};
+  const SystemTime start = clock.now();
+  SECTION("transient 403s end in a token") {
+    client.setRetryDeadline(start + std::chrono::minutes(5));
+    denials = 3;
+    REQUIRE(client.loginWith("kubernetes", body, "kubernetes login", retry));
+    CHECK(logins == 4);
+  }
+  SECTION("a permanent 403 stops after about 30 s") {
+    client.setRetryDeadline(start + std::chrono::minutes(5));
+    denials = -1;
+    auto r = client.loginWith("kubernetes", body, "kubernetes login", retry);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    CHECK_THAT(r.error().message, Catch::Contains("role binding or TokenReview"));
+    CHECK_THAT(r.error().message, !Catch::Contains("the token's policy"));
+    CHECK(clock.now() - start == std::chrono::seconds(30));
+    CHECK(logins > 2);
+  }
+  SECTION("a permanent 403 stops at an earlier deadline") {
+    client.setRetryDeadline(start + std::chrono::seconds(4));
+    denials = -1;
+    REQUIRE_FALSE(client.loginWith("kubernetes", body, "kubernetes login", retry));
+    CHECK(clock.now() - start == std::chrono::seconds(4));
+  }
+  SECTION("without a retry window a 403 is final at once") {
+    client.setRetryDeadline(start + std::chrono::minutes(5));
+    denials = -1;
+    REQUIRE_FALSE(client.loginWith("approle", body, "approle login"));
+    CHECK(logins == 1);
+    CHECK(clock.sleeps().empty());
   }
 }
 

@@ -68,6 +68,17 @@ std::string E2eVault::tokenFile(const std::vector<std::string>& policies) {
   return path;
 }
 
+void E2eVault::enableKubernetesIstiodRole(const std::vector<std::string>& policies, const std::string& ns,
+                                          const std::string& mount) {
+  REQUIRE(server_->enableAuth(ns, mount, "kubernetes"));
+  KubernetesRole role;
+  role.name = "istiod";
+  role.bound_service_account_names = {"istiod"};
+  role.bound_service_account_namespaces = {"istio-system"};
+  role.policies = policies;
+  REQUIRE(server_->addKubernetesRole(ns, mount, role));
+}
+
 std::string E2eVault::jwtFile(const std::string& sa, const std::string& ns) {
   const json claims = {{"iss", "kubernetes/serviceaccount"},
                        {"sub", "system:serviceaccount:" + ns + ":" + sa},

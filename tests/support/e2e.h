@@ -39,6 +39,11 @@ class E2eVault {
   // A kubernetes service-account JWT for sa/ns, carrying kJwtMarkerClaim, written to a file.
   std::string jwtFile(const std::string& sa = "istiod", const std::string& ns = "istio-system");
 
+  // Kubernetes auth enabled at `mount` in namespace ns, with role "istiod" bound to
+  // istio-system/istiod (what jwtFile() writes) granting `policies`. REQUIREs success.
+  void enableKubernetesIstiodRole(const std::vector<std::string>& policies, const std::string& ns = "",
+                                  const std::string& mount = "kubernetes");
+
   // Vault connection + token auth arguments.
   std::vector<std::string> connectArgs() const;
   // KV source arguments for secret/data/<path>.

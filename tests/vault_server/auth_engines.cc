@@ -107,7 +107,12 @@ Reply KubernetesAuth::handle(const Call& call, EngineContext& ctx) {
   const KubernetesRole& role = role_it->second;
 
   const json claims = decodeJwtClaims(jwt);
-  if (claims.is_null() || rejected_.count(jwt) || expiredClaims(claims, call.real_now)) {
+  if (claims.is_null()) return errorReply(403, {"permission denied"});
+  if (failing_reviews_ != 0) {
+    if (failing_reviews_ > 0) --failing_reviews_;
+    return errorReply(403, {"permission denied"});
+  }
+  if (rejected_.count(jwt) || expiredClaims(claims, call.real_now)) {
     return errorReply(403, {"permission denied"});
   }
   std::string name = claimString(claims, "kubernetes.io/serviceaccount/service-account.name");

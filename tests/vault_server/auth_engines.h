@@ -8,7 +8,7 @@
 //   tokens) or from the projected form {"kubernetes.io": {"namespace", "serviceaccount":
 //   {"name"}}} or "sub" = "system:serviceaccount:<ns>:<name>". An "exp" in the past is
 //   rejected with 403 as TokenReview would. Tests can list JWTs to reject outright (403), to
-//   emulate a failed review.
+//   emulate a failed review, or make the next N reviews fail (403) as an unreachable API does.
 // * cert matches the TLS client certificate against each role's PEM (CA or the certificate
 //   itself, partial chains allowed) at the current time; no CRL or OCSP.
 #pragma once
@@ -72,10 +72,15 @@ class KubernetesAuth final : public Engine {
   Reply handle(const Call& call, EngineContext& ctx) override;
   void addRole(KubernetesRole role) { roles_[role.name] = std::move(role); }
   void rejectJwt(const std::string& jwt) { rejected_.insert(jwt); }
+  // The next n logins that reach the TokenReview (a known role, a decodable JWT) fail with
+  // 403 "permission denied", as the plugin answers when the Kubernetes API cannot be reached
+  // (path_login.go); -1: every one, until set again.
+  void failTokenReviews(int n) { failing_reviews_ = n; }
 
  private:
   std::map<std::string, KubernetesRole> roles_;
   std::set<std::string> rejected_;
+  int failing_reviews_ = 0;
 };
 
 class AppRoleAuth final : public Engine {

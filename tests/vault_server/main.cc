@@ -82,7 +82,7 @@ Status seedDemo(VaultTestServer& vault) {
 
 int main(int argc, char** argv) {
   CLI::App app{"vault-test-server: a TEST DOUBLE of HashiCorp Vault for tests and demos (not Vault)"};
-  std::string listen = "127.0.0.1:8200", ca_out, root_token, token_out, ready_file, jwt_out;
+  std::string listen = "127.0.0.1:8200", ca_out, root_token, token_out, ready_file, jwt_out, standby_of;
   bool seed = false, no_request_header = false;
   app.add_option("--listen", listen, "host:port to listen on (port 0: ephemeral)");
   app.add_option("--ca-out", ca_out, "write the server's CA certificate (PEM) to this file");
@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", ready_file, "write the listening port to this file once ready");
   app.add_flag("--no-request-header-check", no_request_header,
                "accept requests without X-Vault-Request: true");
+  app.add_option("--standby-of", standby_of,
+                 "HA standby: answer every /v1/ request with 307 and Location <URL><path>?<query>, "
+                 "e.g. https://127.0.0.1:8200 (this node has its own CA: concatenate both --ca-out files)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,6 +116,7 @@ int main(int argc, char** argv) {
   options.root_token = root_token;
   options.require_request_header = !no_request_header;
   options.control_api = true;
+  options.standby_of = standby_of;
 
   // Block the stop signals before any thread starts so that only sigwait() sees them.
   sigset_t stop_signals;

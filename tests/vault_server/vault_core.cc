@@ -282,6 +282,13 @@ Status VaultCore::rejectKubernetesJwt(const std::string& ns, const std::string& 
   return ok();
 }
 
+Status VaultCore::failKubernetesTokenReviews(const std::string& ns, const std::string& mount, int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(KubernetesAuth * a, engineFor<KubernetesAuth>(ns, authPath(mount)));
+  a->failTokenReviews(n);
+  return ok();
+}
+
 Result<AppRoleCredentials> VaultCore::addAppRole(const std::string& ns, const std::string& mount, AppRole role) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(AppRoleAuth * a, engineFor<AppRoleAuth>(ns, authPath(mount)));

@@ -69,6 +69,8 @@ class VaultCore {
   Status addKubernetesRole(const std::string& ns, const std::string& mount, KubernetesRole role);
   // Makes kubernetes logins with exactly this JWT fail with 403, as a failed TokenReview.
   Status rejectKubernetesJwt(const std::string& ns, const std::string& mount, const std::string& jwt);
+  // The next n kubernetes logins at mount fail their TokenReview with 403 (-1: all of them).
+  Status failKubernetesTokenReviews(const std::string& ns, const std::string& mount, int n);
   Result<AppRoleCredentials> addAppRole(const std::string& ns, const std::string& mount, AppRole role);
   Status addJwtRole(const std::string& ns, const std::string& mount, JwtRole role);
   Status setJwtDefaultRole(const std::string& ns, const std::string& mount, const std::string& role);

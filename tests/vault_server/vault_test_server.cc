@@ -118,11 +118,17 @@ VaultTestServer::VaultTestServer(VaultTestServerOptions options, TestCa ca, Test
       ca_(std::move(ca)),
       server_(std::move(server)) {
   port_ = options_.port;
+  standby_of_ = options_.standby_of;
+}
+
+void VaultTestServer::setStandbyOf(std::string base) {
+  std::lock_guard<std::mutex> lock(standby_mu_);
+  standby_of_ = std::move(base);
 }
 
 Result<std::unique_ptr<VaultTestServer>> VaultTestServer::start(VaultTestServerOptions options) {
   std::signal(SIGPIPE, SIG_IGN);
-  TestCa ca = makeRoot("Vault Test Server CA");
+  TestCa ca = options.ca ? *options.ca : makeRoot("Vault Test Server CA");
   CertSpec spec;
   spec.common_name = "vault.test";
   spec.is_ca = false;
@@ -294,6 +300,19 @@ void VaultTestServer::onRequest(const httplib::Request& req, httplib::Response& 
   rec.client_cert_sent = !in.peer_chain.empty();
   rec.body = req.body;
   const std::size_t index = record(std::move(rec));
+
+  std::string standby_of;
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    standby_of = standby_of_;
+  }
+  if (!standby_of.empty()) {
+    // Vault's respondStandby: no body, the active node's address with the same path and query.
+    setStatus(index, 307);
+    res.status = 307;
+    res.set_header("Location", standby_of + req.target);
+    return;
+  }
 
   if (auto fault = faults_.take(in.path)) {
     const int status = fault->status == 0 ? 200 : fault->status;

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,13 @@ struct VaultTestServerOptions {
   bool require_request_header = true;   // 412 without "X-Vault-Request: true"
   bool control_api = false;             // /_test/... endpoints, guarded by the root token
   VaultBehaviour behaviour{};
+  // Standby mode (HA Vault): non-empty, every /v1/ request is answered 307 with Location
+  // set to this base address plus the request's path and query, as a standby that cannot
+  // forward does (Vault's respondStandby). e.g. "https://127.0.0.1:8200".
+  std::string standby_of{};
+  // The CA that issues this server's TLS certificate; empty: a fresh one. An HA cluster's
+  // nodes share one, so that one --vault-cacert verifies both the standby and the active.
+  std::optional<TestCa> ca{};
 };
 
 struct RecordedRequest {
@@ -68,6 +76,10 @@ class VaultTestServer : public VaultCore {
   const TestCa& ca() const { return ca_; }
   // Writes caPem() to <dir>/vault-ca.pem and returns that path.
   Result<std::string> writeCaFile(const std::string& dir) const;
+
+  // Standby mode (see VaultTestServerOptions::standby_of); "" makes this node active again.
+  // A standby pointed at itself or at another standby makes a redirect loop.
+  void setStandbyOf(std::string base);
 
   void injectFault(Fault fault) { faults_.add(std::move(fault)); }
   void clearFaults() { faults_.clear(); }
@@ -99,6 +111,8 @@ class VaultTestServer : public VaultCore {
   TestCa server_;
   std::atomic<int> port_{0};
   FaultQueue faults_;
+  mutable std::mutex standby_mu_;
+  std::string standby_of_;
 
   mutable std::mutex log_mu_;
   std::vector<RecordedRequest> log_;
