@@ -42,6 +42,7 @@ std::string vaultOperation(const std::string& call) {
   };
   if (path.rfind("auth/token/renew-self", 0) == 0) return "token_renew";
   if (path.rfind("auth/token/lookup-self", 0) == 0) return "token_lookup";
+  if (path.rfind("auth/token/revoke-self", 0) == 0) return "token_revoke";
   if (path.rfind("auth/", 0) == 0 && ends("/login")) return "login";
   if (path.rfind("sys/internal/ui/mounts/", 0) == 0) return "mount_lookup";
   if (ends("sign-intermediate")) return "pki_sign";
@@ -284,6 +285,10 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
 
   const Status result = rotator.run(control);
   server.stop();
+  // Before the shutdown latch: a Vault that hangs is still cut off by the forced exit.
+  session->client->setRetryDeadline(clock.now() + std::chrono::seconds(2));
+  (void)session->client->revokeToken();
+  session->transport->releaseConnection();
   shutdown.markDone();
   watcher.stop();
   if (!result) return failed(result.error());

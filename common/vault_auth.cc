@@ -101,11 +101,19 @@ class TokenAuthenticator final : public VaultAuthenticator {
     VaultToken t;
     if (!token_file_.empty()) {
       ASSIGN_OR_RETURN(t.token, readCredentialFile(token_file_, "--token-file"));
+      last_read_ = Secret(t.token.view());
     } else {
       t.token = token_;
     }
-    // TTL unknown without a lookup; a 403 triggers a re-read of the file.
+    // The user's token: its TTL comes from lookup-self, and the agent never revokes it.
+    t.needs_lookup = true;
     return t;
+  }
+  bool tokenSourceChanged() override {
+    if (token_file_.empty()) return false;
+    // Unreadable or empty mid-rewrite: keep the token in hand until the file is whole.
+    Result<Secret> now = readCredentialFile(token_file_, "--token-file");
+    return now && !(*now == last_read_);
   }
   std::string describe() const override {
     return token_file_.empty() ? "token from VAULT_TOKEN" : "token from " + token_file_;
@@ -114,6 +122,7 @@ class TokenAuthenticator final : public VaultAuthenticator {
  private:
   std::string token_file_;
   Secret token_;
+  Secret last_read_;
 };
 
 }  // namespace

@@ -225,12 +225,35 @@ Result<VaultResponse> VaultClient::call(const std::string& method, const std::st
                                         const nlohmann::json* body, bool authenticated, bool allow_not_found) {
   if (authenticated) RETURN_IF_ERROR(ensureToken());
   Result<VaultResponse> r = withRetries(method, path, body, authenticated, allow_not_found);
-  if (!r && r.error().code == ErrorCode::kPermissionDenied && authenticated && auth_ != nullptr) {
-    // A 403 does not say whether the token expired or the policy forbids the path: log in
-    // again once; a second 403 is a real permission error.
-    spdlog::info("event=vault_relogin reason=403 path={}", path);
-    dropToken();
+  if (!r && r.error().code == ErrorCode::kPermissionDenied && authenticated && token_) {
+    // Logging in again on a policy denial would mint a token per attempt. Vault 1.17+ says
+    // "invalid token" next to "permission denied" for a dead token; older releases answer
+    // both cases alike, so then ask Vault whether the token itself is still good.
+    if (r.error().message.find("invalid token") == std::string::npos) {
+      Result<VaultResponse> self = withRetries("GET", "auth/token/lookup-self", nullptr, true, false);
+      if (self) {
+        spdlog::debug("event=vault_policy_denied path={}", path);
+        Error denied = r.error();
+        denied.message += " (the token is valid: its policies do not allow this)";
+        return denied;
+      }
+      if (self.error().code != ErrorCode::kPermissionDenied) {
+        return withContext(self.error(), "checking the token after a 403 on " + path);
+      }
+    }
+    spdlog::info("event=vault_relogin reason=token_invalid path={}", path);
+    const bool supplied = !token_->owned;
+    std::optional<Secret> previous;
+    if (supplied) previous = Secret(token_->token.view());
+    dropToken();  // dead: nothing to revoke
     RETURN_IF_ERROR(ensureToken());
+    if (supplied && previous && token_ && token_->token == *previous) {
+      dropToken();
+      return Error{ErrorCode::kPermissionDenied,
+                   "vault " + method + " " + path + ": the " +
+                       (auth_ != nullptr ? auth_->describe() : std::string("Vault token")) +
+                       " is no longer valid (expired or revoked) and cannot be kept valid; supply a new token"};
+    }
     r = withRetries(method, path, body, authenticated, allow_not_found);
   }
   if (r) {
@@ -244,11 +267,77 @@ Status VaultClient::ensureToken() {
     const auto expiry = tokenExpiry();
     // Renew a little early: a token that expires in flight costs a retry round trip.
     if (!expiry || clock_.now() + std::chrono::seconds(5) < *expiry) return ok();
-    token_.reset();
+    if (token_->owned) {
+      retireToken("expiring");
+    } else {
+      token_.reset();
+    }
   }
   if (auth_ == nullptr) return Error{ErrorCode::kInvalidArgument, "no Vault token and no auth method configured"};
   ASSIGN_OR_RETURN(VaultToken t, auth_->login(*this));
+  const bool lookup = t.needs_lookup;
   setToken(std::move(t));
+  if (lookup) return lookupSuppliedToken();
+  return ok();
+}
+
+Status VaultClient::lookupSuppliedToken() {
+  const std::string what = auth_ != nullptr ? auth_->describe() : std::string("Vault token");
+  Result<VaultResponse> r = withRetries("GET", "auth/token/lookup-self", nullptr, true, false);
+  if (!r) {
+    dropToken();
+    if (r.error().code == ErrorCode::kPermissionDenied) {
+      return Error{ErrorCode::kPermissionDenied,
+                   "the " + what + " is not valid (expired or revoked) and cannot be kept valid; supply a new token"};
+    }
+    return withContext(r.error(), what);
+  }
+  return guardResponseShape("vault lookup-self", [&]() -> Status {
+    const auto& data = r->body.is_object() ? r->body.value("data", nlohmann::json()) : nlohmann::json();
+    if (!data.is_object()) {
+      dropToken();
+      return Error{ErrorCode::kUnavailable, "vault lookup-self: response has no data"};
+    }
+    nlohmann::json lease = {{"lease_duration", data.value("ttl", nlohmann::json(0))}};
+    const Duration remaining = leaseSeconds(lease);
+    lease["lease_duration"] = data.value("creation_ttl", nlohmann::json(0));
+    Duration period = leaseSeconds(lease);
+    if (period < remaining) period = remaining;
+    const std::string type = data.value("type", std::string("service"));
+    token_->renewable = data.value("renewable", false) && type != "batch";
+    token_->needs_lookup = false;
+    // Expiry = now + remaining; renewals ask for the token's period (its creation TTL).
+    token_->ttl = remaining.count() == 0 ? Duration{0} : period;
+    token_obtained_ = clock_.now() + remaining - token_->ttl;
+    spdlog::info("event=vault_token_checked source=\"{}\" type={} renewable={} ttl_s={} expire_time={}", what, type,
+                 token_->renewable, std::chrono::duration_cast<std::chrono::seconds>(remaining).count(),
+                 data.value("expire_time", nlohmann::json(nullptr)).is_string()
+                     ? data["expire_time"].get<std::string>()
+                     : std::string("never"));
+    return ok();
+  });
+}
+
+void VaultClient::retireToken(const char* reason) {
+  spdlog::info("event=vault_token_replaced reason={}", reason);
+  (void)revokeToken();
+}
+
+Status VaultClient::revokeToken() {
+  if (!token_) return ok();
+  if (!token_->owned) {
+    dropToken();
+    return ok();
+  }
+  // One attempt: this runs at exit or while replacing the token, and an unrevoked token
+  // still expires at its TTL.
+  Result<VaultResponse> r = attempt("POST", "auth/token/revoke-self", nullptr, true, false, nullptr);
+  dropToken();
+  if (!r) {
+    spdlog::info("event=vault_token_revoke_failed error=\"{}\"", r.error().message);
+    return r.error();
+  }
+  spdlog::debug("event=vault_token_revoked");
   return ok();
 }
 
@@ -307,27 +396,41 @@ Result<VaultToken> VaultClient::parseLogin(const nlohmann::json& body, const std
   t.token = Secret::takeFrom(raw);
   t.ttl = leaseSeconds(auth);
   t.renewable = auth.value("renewable", false);
+  t.owned = true;
   return t;
 }
 
 Status VaultClient::renewToken(Duration increment) {
   nlohmann::json body = {{"increment", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(increment).count()) + "s"}};
   ASSIGN_OR_RETURN(VaultResponse r, withRetries("POST", "auth/token/renew-self", &body, true, false));
-  return guardResponseShape("vault renew-self", [&]() -> Status { return applyRenewal(r.body); });
+  return guardResponseShape("vault renew-self", [&]() -> Status { return applyRenewal(r.body, increment); });
 }
 
-Status VaultClient::applyRenewal(const nlohmann::json& response) {
+Status VaultClient::applyRenewal(const nlohmann::json& response, Duration requested) {
   const auto& auth = response.is_object() ? response.value("auth", nlohmann::json()) : nlohmann::json();
   if (!auth.is_object()) return Error{ErrorCode::kUnavailable, "vault renew-self: response has no auth block"};
   if (token_) {
     token_->ttl = leaseSeconds(auth);
     token_->renewable = auth.value("renewable", false);
     token_obtained_ = clock_.now();
+    if (token_->ttl < requested) {
+      // Vault capped the renewal at the token's max TTL ("TTL value is capped accordingly"):
+      // no renewal can extend it further, so it must be replaced before it expires.
+      token_->renewable = false;
+      spdlog::info("event=vault_token_at_max_ttl ttl_s={}",
+                   std::chrono::duration_cast<std::chrono::seconds>(token_->ttl).count());
+    }
   }
   return ok();
 }
 
 Status VaultClient::refreshTokenIfExpiring(Duration floor) {
+  if (token_ && !token_->owned && auth_ != nullptr && auth_->tokenSourceChanged()) {
+    // A Vault Agent sink rewrote the token file: the batch reads and checks the new token.
+    spdlog::info("event=vault_token_file_changed source=\"{}\"", auth_->describe());
+    dropToken();
+    return ok();
+  }
   if (!token_ || token_->ttl.count() == 0) return ok();
   const Duration ttl = token_->ttl;
   const auto remaining = std::chrono::duration_cast<Duration>(token_obtained_ + ttl - clock_.now());
@@ -335,16 +438,25 @@ Status VaultClient::refreshTokenIfExpiring(Duration floor) {
   // Too late to renew: the next call logs in again (ensureToken uses the same margin).
   if (remaining < std::chrono::seconds(5)) return ok();
   if (!token_->renewable) {
-    if (remaining < floor) {
-      spdlog::info("event=vault_token_expiring action=relogin remaining_ms={}", remaining.count());
-      dropToken();
+    if (remaining >= floor) return ok();
+    if (token_->owned) {
+      // Non-renewable or at its max TTL: log in afresh while the old token is still valid.
+      retireToken("not_renewable");
+    } else {
+      spdlog::warn("event=vault_token_expiring source=\"{}\" remaining_ms={} message=\"the supplied token cannot be "
+                   "renewed; replace it before it expires\"",
+                   auth_ != nullptr ? auth_->describe() : std::string("token"), remaining.count());
     }
     return ok();
   }
   Status renewed = renewToken(ttl);
   if (!renewed) {
     spdlog::info("event=vault_token_renew_failed action=relogin error=\"{}\"", renewed.error().message);
-    dropToken();
+    if (token_ && token_->owned) {
+      (void)revokeToken();
+    } else {
+      dropToken();
+    }
     return renewed;
   }
   spdlog::debug("event=vault_token_renewed ttl_s={}",

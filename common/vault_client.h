@@ -24,13 +24,20 @@ namespace cacerts {
 struct VaultToken {
   Secret token;
   Duration ttl{0};         // 0: never expires (root tokens)
-  bool renewable = false;
+  bool renewable = false;  // false also once renew-self stops extending it (max TTL reached)
+  // Minted by this agent's login: revoked (revoke-self) when replaced or no longer needed.
+  // A token the user supplied (token auth) is never revoked by the agent.
+  bool owned = false;
+  // Supplied by the user: ttl and renewable are unknown until lookup-self fills them in.
+  bool needs_lookup = false;
 };
 
 class VaultClient;
 
 // A way to obtain a token. login() is called lazily before the first authenticated request
-// and again when Vault answers 403 to a token (expired or revoked): at most once per request.
+// and again when the token is invalid: Vault answered 403 and lookup-self confirms the token
+// itself is rejected (expired or revoked), at most once per request. A 403 with a valid token
+// is a policy denial and never leads to a login.
 class VaultAuthenticator {
  public:
   virtual ~VaultAuthenticator() = default;
@@ -39,6 +46,9 @@ class VaultAuthenticator {
   virtual Result<VaultToken> login(VaultClient& client) = 0;
   // "kubernetes login at auth/kubernetes (role istiod)" — for messages, no secrets.
   virtual std::string describe() const = 0;
+  // Token auth with a token file: true when the file now holds another token than the one
+  // the last login() returned (a Vault Agent sink rewrote it). Others: false.
+  virtual bool tokenSourceChanged() { return false; }
 };
 
 struct VaultResponse {
@@ -71,7 +81,11 @@ class VaultClient {
   }
 
   // One logical Vault call on path (relative to /v1/, may include a query). Retries
-  // transient failures; on 403 with a token, logs in again once and repeats the call.
+  // transient failures. On 403 with a token, asks auth/token/lookup-self whether the token is
+  // still valid: if it is, the 403 is the policy's and is returned as is (no login); if
+  // Vault rejects the token too, logs in again once (revoking nothing: the token is dead)
+  // and repeats the call. A supplied token (token auth) that is rejected and not replaced in
+  // its file fails with a message saying the token can no longer be kept valid.
   // Returns the response for 2xx, and for 404 when allow_not_found (KV reports deleted
   // versions as 404 with a full envelope). Errors name the method and path:
   //   403 -> kPermissionDenied, 400/405 -> kInvalidArgument, 404 -> kNotFound,
@@ -101,8 +115,14 @@ class VaultClient {
     return loginWith(mount, body, what, LoginRetry{});
   }
 
-  // Ensures a token is present (logging in if needed) without making another call.
+  // Ensures a token is present (logging in if needed) without making another call. A
+  // supplied token is checked with lookup-self when first read (ttl, renewable, batch). An
+  // owned token about to expire is revoked and replaced by a fresh login.
   Status ensureToken();
+  // Revokes the current token with revoke-self (one attempt) if the agent minted it, and
+  // forgets it. A supplied token is forgotten, never revoked. Errors: the revoke-self
+  // failure (the token is forgotten either way; it expires at its TTL).
+  Status revokeToken();
   bool hasToken() const { return token_.has_value(); }
   void setToken(VaultToken token) { token_ = std::move(token); token_obtained_ = clock_.now(); }
   void dropToken() { token_.reset(); }
@@ -111,12 +131,14 @@ class VaultClient {
   // POST auth/token/renew-self; updates the cached TTL with what Vault granted.
   Status renewToken(Duration increment);
   // For long-running callers, just before a batch of calls (never in the background):
-  // when the cached token has less than a third of its last granted TTL left, or less than
-  // `floor`, a renewable token is extended with renew-self by that TTL; a non-renewable one
-  // close to expiry (less than `floor` left), or one whose renewal failed, is dropped so the
-  // next call logs in again with freshly read credentials. No token, a token without TTL,
-  // or one with time to spare: nothing happens. Returns the renewal error, if any (the
-  // client stays usable either way).
+  // a supplied token whose file changed is dropped (the batch reads the new one). When the
+  // cached token has less than a third of its last granted TTL left, or less than `floor`,
+  // a renewable token is extended with renew-self by that TTL. A renewal Vault caps (max
+  // TTL reached) marks the token non-renewable. An owned token that cannot be renewed (or
+  // whose renewal failed) is revoked and dropped so the next call logs in afresh before the
+  // hard expiry; a supplied one is kept until its file changes (it is all there is). No
+  // token, a token without TTL, or one with time to spare: nothing happens. Returns the
+  // renewal error, if any (the client stays usable either way).
   Status refreshTokenIfExpiring(Duration floor = std::chrono::seconds(30));
 
  private:
@@ -127,7 +149,12 @@ class VaultClient {
                                     const nlohmann::json* body, bool authenticated, bool allow_not_found);
 
   Result<VaultToken> parseLogin(const nlohmann::json& body, const std::string& what);
-  Status applyRenewal(const nlohmann::json& response);
+  Status applyRenewal(const nlohmann::json& response, Duration requested);
+  // lookup-self for a supplied token: fills in ttl and renewable. 403 -> kPermissionDenied
+  // saying the token cannot be kept valid.
+  Status lookupSuppliedToken();
+  // Replaces an owned token that is still valid: revoke-self, then forget it.
+  void retireToken(const char* reason);
 
   HttpTransport& transport_;
   std::string namespace_;

@@ -198,7 +198,22 @@ TEST_CASE("vault client logs in again once on 403 and then reports permission de
     REQUIRE(client.call("GET", "secret/data/x"));
     CHECK(auth.logins == 2);
   }
-  SECTION("policy denies: one re-login, then a permission error naming the capability") {
+  SECTION("policy denies a valid token: no login, a permission error naming the capability") {
+    FakeHttpTransport transport([](const HttpRequest& r) -> Result<HttpResponse> {
+      if (r.target == "/v1/auth/token/lookup-self") return json(200, R"({"data":{"ttl":3600}})");
+      return json(403, R"({"errors":["1 error occurred:\n\t* permission denied\n\n"]})");
+    });
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    auto r = client.call("GET", "secret/data/x");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    CHECK(auth.logins == 1);
+    CHECK(transport.requests().size() == 2);
+    CHECK_THAT(r.error().message, Catch::Contains("\"read\" on secret/data/x"));
+    CHECK_THAT(r.error().message, Catch::Contains("the token is valid"));
+  }
+  SECTION("lookup-self refuses the token too: one re-login, then a permission error") {
     FakeHttpTransport transport([](const HttpRequest&) { return Result<HttpResponse>(json(403, R"({"errors":["permission denied"]})")); });
     VaultClient client(transport, "", clock, random);
     client.setAuthenticator(&auth);

@@ -500,3 +500,32 @@ TEST_CASE("vault server renews tokens within their max TTL and logs in with JWT 
   CHECK(login({{"sub", "repo:y"}, {"aud", "vault"}})->status == 400);
   CHECK(login({{"sub", "repo:x"}, {"aud", json::array({"other"})}})->status == 400);
 }
+
+TEST_CASE("vault server revokes tokens, counts live login tokens and never renews batch tokens", "[vault-server]") {
+  auto vault = startServer();
+  Client client(*vault);
+  REQUIRE(vault->enableAuth("", "kubernetes", "kubernetes"));
+  REQUIRE(vault->addKubernetesRole("", "kubernetes", {.name = "r", .bound_service_account_names = {"sa"},
+                                                      .bound_service_account_namespaces = {"ns"}, .policies = {"p"}}));
+  const auto login = [&] {
+    return bodyOf(client.post("/v1/auth/kubernetes/login", {{"role", "r"}, {"jwt", jwtFor("ns", "sa")}}))["auth"];
+  };
+  const std::string a = login()["client_token"], b = login()["client_token"];
+  CHECK(vault->liveTokens() == 2);
+  CHECK(vault->liveTokens(false) == 3);  // and the root token
+  CHECK(client.post("/v1/auth/token/revoke-self", json::object(), a)->status == 204);
+  CHECK(vault->liveTokens() == 1);
+  CHECK(firstError(client.get("/v1/auth/token/lookup-self", a)) == invalidTokenMessage(true));
+  CHECK(bodyOf(client.get("/v1/auth/token/lookup-self", b))["data"]["type"] == "service");
+  vault->advanceClock(2h);  // past the role's 1 h TTL
+  CHECK(vault->liveTokens() == 0);
+
+  const std::string batch = vault->createToken("", {.policies = {"p"}, .ttl_seconds = 600, .renewable = true, .type = "batch"});
+  const json looked = bodyOf(client.get("/v1/auth/token/lookup-self", batch))["data"];
+  CHECK(looked["type"] == "batch");
+  CHECK(looked["renewable"] == false);
+  const auto renewed = client.post("/v1/auth/token/renew-self", json::object(), batch);
+  REQUIRE(renewed);
+  CHECK(renewed->status == 400);
+  CHECK(firstError(renewed) == "batch tokens cannot be renewed");
+}

@@ -20,6 +20,7 @@ class CountingLogin final : public VaultAuthenticator {
     t.token = Secret("fresh-" + std::to_string(logins));
     t.ttl = hours(1);
     t.renewable = true;
+    t.owned = true;
     return t;
   }
   std::string describe() const override { return "counting"; }
@@ -45,6 +46,7 @@ struct Client {
     t.token = Secret("initial");
     t.ttl = hours(1);
     t.renewable = renewable;
+    t.owned = true;  // as from a login
     client.setToken(std::move(t));
   }
   std::size_t requestsTo(const std::string& target) const {
@@ -84,7 +86,8 @@ TEST_CASE("vault client drops a non-renewable token about to expire so the batch
   c.clock.advance(minutes(14) + seconds(40));  // 20 s left
   REQUIRE(c.client.refreshTokenIfExpiring());
   CHECK_FALSE(c.client.hasToken());
-  CHECK(c.transport.requests().empty());
+  CHECK(c.transport.requests().size() == 1);  // the old token revoked while still valid
+  CHECK(c.requestsTo("/v1/auth/token/revoke-self") == 1);
   REQUIRE(c.client.call("GET", "secret/data/x"));
   CHECK(c.auth.logins == 1);
 }

@@ -66,6 +66,10 @@ Reply loginReply(EngineContext& ctx, const Call& call, const std::string& type, 
   if (spec.ttl_seconds <= 0 || spec.ttl_seconds > ctx.mount.effectiveMaxTtl()) {
     spec.ttl_seconds = ctx.mount.effectiveMaxTtl();
   }
+  // Renewals stop at the role's max TTL, and never pass the mount's (or the system's).
+  if (spec.max_ttl_seconds <= 0 || spec.max_ttl_seconds > ctx.mount.effectiveMaxTtl()) {
+    spec.max_ttl_seconds = ctx.mount.effectiveMaxTtl();
+  }
   spec.renewable = true;
   spec.path = ctx.mount.path + "/login";
   const std::string id = ctx.tokens.create(ctx.ns, std::move(spec), call.now);

@@ -17,7 +17,9 @@ std::int64_t TokenEntry::remaining(SystemTime now) const {
 
 std::string TokenStore::create(const std::string& ns, TokenSpec spec, SystemTime now) {
   TokenEntry t;
-  t.id = spec.id.empty() ? "hvs." + randomAlnum(24) : spec.id;
+  const bool batch = spec.type == "batch";
+  t.id = spec.id.empty() ? (batch ? "hvb." : "hvs.") + randomAlnum(24) : spec.id;
+  t.type = batch ? "batch" : "service";
   t.accessor = randomAlnum(24);
   t.entity_id = spec.path == "auth/token/create" ? "" : newUuid();
   t.ns = ns;
@@ -32,7 +34,7 @@ std::string TokenStore::create(const std::string& ns, TokenSpec spec, SystemTime
   t.creation_time = t.renewed_at = now;
   t.creation_ttl = t.ttl = spec.ttl_seconds;
   t.max_ttl = spec.max_ttl_seconds;
-  t.renewable = spec.renewable && spec.ttl_seconds > 0;
+  t.renewable = spec.renewable && spec.ttl_seconds > 0 && !batch;
   const std::string id = t.id;
   tokens_[id] = std::move(t);
   return id;
@@ -54,6 +56,10 @@ std::optional<RenewResult> TokenStore::renew(const std::string& token,
     return std::nullopt;
   }
   TokenEntry& t = it->second;
+  if (t.type == "batch") {
+    error = "batch tokens cannot be renewed";
+    return std::nullopt;
+  }
   if (!t.renewable) {
     error = "lease is not renewable";
     return std::nullopt;
@@ -76,6 +82,18 @@ std::optional<RenewResult> TokenStore::renew(const std::string& token,
   return r;
 }
 
+bool TokenStore::revoke(const std::string& token) { return tokens_.erase(token) > 0; }
+
+std::size_t TokenStore::live(SystemTime now, bool logins_only) const {
+  std::size_t n = 0;
+  for (const auto& [id, t] : tokens_) {
+    if (t.expired(now)) continue;
+    if (logins_only && (t.path == "auth/token/create" || t.path.empty())) continue;
+    ++n;
+  }
+  return n;
+}
+
 json TokenStore::authBlock(const TokenEntry& t) {
   json auth = {
       {"client_token", t.id},
@@ -86,7 +104,7 @@ json TokenStore::authBlock(const TokenEntry& t) {
       {"lease_duration", t.ttl},
       {"renewable", t.renewable},
       {"entity_id", t.entity_id},
-      {"token_type", "service"},
+      {"token_type", t.type},
       {"orphan", true},
       {"mfa_requirement", nullptr},
       {"num_uses", 0},
@@ -103,7 +121,8 @@ json TokenStore::lookupData(const TokenEntry& t, SystemTime now) {
       {"entity_id", t.entity_id},
       {"expire_time", t.ttl == 0 ? json(nullptr)
                                  : json(rfc3339(t.renewed_at + std::chrono::seconds(t.ttl)))},
-      {"explicit_max_ttl", 0},
+      // Only a cap set at creation is explicit; a login's cap comes from the mount.
+      {"explicit_max_ttl", t.path == "auth/token/create" ? t.max_ttl : 0},
       {"id", t.id},
       {"issue_time", rfc3339(t.creation_time)},
       {"meta", t.metadata},
@@ -113,7 +132,7 @@ json TokenStore::lookupData(const TokenEntry& t, SystemTime now) {
       {"policies", t.policies},
       {"renewable", t.renewable},
       {"ttl", t.remaining(now)},
-      {"type", "service"},
+      {"type", t.type},
   };
 }
 

@@ -24,10 +24,12 @@ struct TokenSpec {
   std::string display_name = "token";
   std::string path = "auth/token/create";  // the login path that created it
   json metadata = nullptr;                 // map<string,string> or null
+  std::string type = "service";            // "service" or "batch" (never renewable)
 };
 
 struct TokenEntry {
   std::string id{}, accessor{}, ns{}, display_name{}, path{}, entity_id{};
+  std::string type = "service";
   std::vector<std::string> policies{};
   json metadata = nullptr;
   SystemTime creation_time{};
@@ -52,6 +54,12 @@ class TokenStore {
   // Renews within max_ttl; nullopt (with message) when the token is not renewable.
   std::optional<RenewResult> renew(const std::string& token, std::optional<std::int64_t> increment,
                                    SystemTime now, std::string& error);
+
+  // Revokes token (as revoke-self): false when it was unknown.
+  bool revoke(const std::string& token);
+  // Tokens neither expired nor revoked at now; logins_only: only those minted by an auth
+  // method's login (not the root token or tokens a test created directly).
+  std::size_t live(SystemTime now, bool logins_only) const;
 
   // The §3.1 auth block; lease_duration is the token's current TTL.
   static json authBlock(const TokenEntry& t);

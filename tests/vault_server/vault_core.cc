@@ -112,6 +112,16 @@ void VaultCore::setStandby(bool standby, const std::string& active_addr) {
 
 // ---- namespaces, policies, tokens ----
 
+std::size_t VaultCore::liveTokens(bool logins_only) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tokens_.live(clockNow(), logins_only);
+}
+
+bool VaultCore::revokeToken(const std::string& token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tokens_.revoke(token);
+}
+
 VaultCore::Namespace& VaultCore::nsRef(const std::string& ns) {
   const std::string name = trimSlashes(ns);
   auto [it, inserted] = namespaces_.try_emplace(name);
@@ -661,7 +671,11 @@ Reply VaultCore::tokenSelf(const Resolved& where, const Call& call, const std::s
     e.warnings = renewed->warnings;
     return envelopeReply(e);
   }
-  if (op == "lookup-self" || op == "renew-self") return errorReply(405, {"unsupported operation"});
+  if (op == "revoke-self" && call.method == "POST") {
+    tokens_.revoke(token_text);
+    return noContent();
+  }
+  if (op == "lookup-self" || op == "renew-self" || op == "revoke-self") return errorReply(405, {"unsupported operation"});
   // Other token-store paths are not part of this double; answer like an ACL miss.
   const unsigned caps = effectiveCapabilities(policiesOf(*token), where.relative);
   if (caps == 0 || (caps & kCapDeny)) return errorReply(403, {permissionDeniedMessage()});

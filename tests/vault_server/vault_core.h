@@ -52,6 +52,11 @@ class VaultCore {
   Status setPolicy(const std::string& ns, const std::string& name, std::vector<PolicyRule> rules);
   // A token in ns; "default" is added to the policies.
   std::string createToken(const std::string& ns, TokenSpec spec);
+  // Unexpired, unrevoked tokens; logins_only: only tokens minted by auth-method logins
+  // (what a client can leak), not the root token or tokens created by setup calls.
+  std::size_t liveTokens(bool logins_only = true) const;
+  // Revokes a token as `vault token revoke` does; false when it was unknown.
+  bool revokeToken(const std::string& token);
   // Moves the server clock used for token expiry and KV deletion times (not certificates).
   void advanceClock(Duration d);
 

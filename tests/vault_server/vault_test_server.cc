@@ -433,6 +433,11 @@ void VaultTestServer::onControl(const httplib::Request& req, httplib::Response& 
     r.body = out.dump();
     return writeReply(r, res);
   }
+  if (p == "/_test/tokens" && req.method == "GET") {
+    Reply r;
+    r.body = json{{"live_login_tokens", liveTokens(true)}, {"live_tokens", liveTokens(false)}}.dump();
+    return writeReply(r, res);
+  }
   if (p == "/_test/requests" && req.method == "DELETE") {
     clearRequests();
     return writeReply(noContent(), res);
