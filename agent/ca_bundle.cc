@@ -46,11 +46,20 @@ std::string joinList(const std::vector<std::string>& items) {
   return out.empty() ? "(empty)" : out;
 }
 
+// Checks stricter than istiod: a failure of one of these means istiod would still load the
+// set, so messages say it is this agent's policy.
+constexpr std::string_view kAgentPolicy = "agent policy, stricter than istiod: ";
+
 struct Evaluation {
   BundleReport report;
+  // inspectBundle: judge as istiod does (the verification pool is cert-chain only, ca-cert
+  // contributes its first certificate). assembleAndValidate: further ca-cert certificates
+  // are intermediates too, because sources legitimately store cert + chain in one field.
+  bool istiod_view = false;
   std::optional<Member> ca;
   std::optional<PrivateKey> key;
-  std::vector<Member> extras;  // certificates after the first in cert_pem
+  std::vector<Member> extras;   // certificates after the first in cert_pem, when used
+  std::vector<Member> ignored;  // ... when judged like istiod, which never reads them
   bool chain_given = false;
   bool chain_parsed = false;
   std::vector<Member> chain;
@@ -59,9 +68,13 @@ struct Evaluation {
   std::optional<Result<std::vector<Certificate>>> verified;
 
   void add(std::string name, bool ok, std::string detail) {
-    report.checks.push_back(CheckResult{std::move(name), ok, std::move(detail)});
+    report.checks.push_back(CheckResult{std::move(name), ok, std::move(detail), Policy::kIstiod});
   }
   bool pathVerified() const { return verified && verified->has_value(); }
+  bool onPath(const Certificate& cert) const {
+    return pathVerified() &&
+           std::any_of(path().begin(), path().end(), [&](const Certificate& c) { return c.sameAs(cert); });
+  }
   const std::vector<Certificate>& path() const { return verified->value(); }
 
   // The role of a certificate on the verified path, preferring its most specific name.
@@ -100,11 +113,15 @@ void parseInputs(const CaMaterial& m, Evaluation& e) {
     std::vector<Certificate> list = std::move(certs).value();
     e.ca = Member{n.cert, list.front()};
     list.erase(list.begin());
-    e.extras = toMembers(std::move(list), n.cert, 2);
+    (e.istiod_view ? e.ignored : e.extras) = toMembers(std::move(list), n.cert, 2);
     std::string detail = quoted(e.ca->cert.info());
     if (!e.extras.empty()) {
       detail += "; " + std::to_string(e.extras.size()) +
                 " further certificate(s) in it are used as intermediates (istiod reads only the first)";
+    }
+    if (!e.ignored.empty()) {
+      detail += "; " + std::to_string(e.ignored.size()) +
+                " further certificate(s) in it are ignored, as istiod reads only the first";
     }
     e.add("parse_ca_cert", true, std::move(detail));
   } else {
@@ -177,18 +194,23 @@ void parseInputs(const CaMaterial& m, Evaluation& e) {
 
 using CheckOutcome = std::optional<CheckResult>;
 
-CheckResult result(std::string name, bool ok, std::string detail) {
-  return CheckResult{std::move(name), ok, std::move(detail)};
+CheckResult result(std::string name, bool ok, std::string detail, Policy policy = Policy::kIstiod) {
+  return CheckResult{std::move(name), ok, std::move(detail), policy};
+}
+
+// A check istiod does not make: its failure detail says so.
+CheckResult agentResult(std::string name, bool ok, std::string detail) {
+  return result(std::move(name), ok, ok ? std::move(detail) : std::string(kAgentPolicy) + detail, Policy::kAgent);
 }
 
 CheckOutcome keyTypeSupportedCheck(const Evaluation& e) {
   if (!e.ca) return std::nullopt;
   const CertInfo& ca = e.ca->cert.info();
   const bool supported = keyTypeSupported(ca.key_description);
-  return result("key_type_supported", supported,
-                supported ? ca.key_description
-                          : describeMember(*e.ca) + " has a " + ca.key_description +
-                                " key, which istiod cannot use; reissue it with an ECDSA P-256/P-384 or RSA >= 2048 key");
+  return agentResult("key_type_supported", supported,
+                     supported ? ca.key_description
+                               : describeMember(*e.ca) + " has a " + ca.key_description +
+                                     " key; reissue it with an ECDSA P-256/P-384 or RSA >= 2048 key");
 }
 
 CheckOutcome keyMatchesCertCheck(const Evaluation& e, const MaterialNames& n) {
@@ -226,7 +248,7 @@ CheckOutcome keyCertSignCheck(const Evaluation& e) {
   } else if (!ca.key_cert_sign) {
     detail = describeMember(*e.ca) + " has keyUsage without keyCertSign; reissue it with keyCertSign (and cRLSign)";
   }
-  return result("key_cert_sign", ca.key_cert_sign, std::move(detail));
+  return agentResult("key_cert_sign", ca.key_cert_sign, std::move(detail));
 }
 
 // Everything published in cert-chain plus the anchoring root(s).
@@ -277,7 +299,7 @@ CheckOutcome minRemainingLifetimeCheck(const Evaluation& e, const ValidationOpti
     detail += ", less than the required remaining lifetime of " + describeDuration(o.min_remaining) +
               " (--min-remaining); renew the CA material (or lower --min-remaining)";
   }
-  return result("min_remaining_lifetime", enough, std::move(detail));
+  return agentResult("min_remaining_lifetime", enough, std::move(detail));
 }
 
 CheckOutcome ekuAllowsServerAuthCheck(const Evaluation& e) {
@@ -285,10 +307,18 @@ CheckOutcome ekuAllowsServerAuthCheck(const Evaluation& e) {
   if (everyone.empty()) return std::nullopt;
   for (const Member* x : everyone) {
     if (!ekuAllowsServerAuth(x->cert.info())) {
+      const std::string found = describeMember(*x) + " has extended key usage [" +
+                                joinList(x->cert.info().ext_key_usages) + "] without serverAuth or anyExtendedKeyUsage";
+      // istiod's x509.Verify judges the path it builds; a certificate off the verified path
+      // is refused by this agent only.
+      if (e.pathVerified() && !e.onPath(x->cert)) {
+        return agentResult("eku_allows_server_auth", false,
+                           found + "; it is not on the verified path, so istiod would not notice — reissue it "
+                                   "without an EKU extension or remove it");
+      }
       return result("eku_allows_server_auth", false,
-                    describeMember(*x) + " has extended key usage [" + joinList(x->cert.info().ext_key_usages) +
-                        "] without serverAuth or anyExtendedKeyUsage; istiod verifies the chain for serverAuth "
-                        "and rejects it — reissue the certificate without an EKU extension");
+                    found + "; istiod verifies the chain for serverAuth and rejects it — reissue the certificate "
+                            "without an EKU extension");
     }
   }
   return result("eku_allows_server_auth", true, "no certificate restricts extended key usage against serverAuth");
@@ -301,9 +331,14 @@ CheckOutcome signatureAlgorithmAcceptedCheck(const Evaluation& e) {
     // signed with a digest it accepts.
     const CertInfo& info = x->cert.info();
     if (!info.self_signed && weakDigest(info.signature_digest)) {
+      const std::string found = describeMember(*x) + " is signed with " + info.signature_algorithm;
+      if (e.pathVerified() && !e.onPath(x->cert)) {
+        return agentResult("signature_algorithm_accepted", false,
+                           found + "; it is not on the verified path, so istiod would not notice — reissue it "
+                                   "with SHA-256 or remove it");
+      }
       return result("signature_algorithm_accepted", false,
-                    describeMember(*x) + " is signed with " + info.signature_algorithm +
-                        "; istiod (Go) rejects SHA-1/MD5 signatures — reissue it with SHA-256");
+                    found + "; istiod (Go) rejects SHA-1/MD5 signatures — reissue it with SHA-256");
     }
   }
   return result("signature_algorithm_accepted", true, e.ca->cert.info().signature_algorithm);
@@ -326,16 +361,29 @@ CheckOutcome rootsSelfSignedCaCheck(const Evaluation& e, const MaterialNames& n)
       problem += e.root_derived ? "no root was given, so provide the root (e.g. --kv-root) or end the chain with it"
                                 : n.root + " must hold only self-signed root CA certificates";
     }
-    return result("roots_self_signed_ca", false, std::move(problem));
+    return agentResult("roots_self_signed_ca", false, std::move(problem));
   }
-  return result("roots_self_signed_ca", true, std::to_string(e.roots.size()) + " self-signed root CA(s)");
+  return agentResult("roots_self_signed_ca", true, std::to_string(e.roots.size()) + " self-signed root CA(s)");
 }
 
 CheckOutcome chainVerifiesToRootCheck(const Evaluation& e, const MaterialNames& n) {
   if (!e.verified) return std::nullopt;
   if (!e.pathVerified()) {
-    return result("chain_verifies_to_root", false,
-                  n.cert + " does not verify through " + n.chain + " to " + n.root + ": " + e.verified->error().message);
+    std::string detail =
+        n.cert + " does not verify through " + n.chain + " to " + n.root + ": " + e.verified->error().message;
+    // The trap istiod falls into silently: an intermediate present only after the first
+    // certificate of ca-cert, where istiod never looks.
+    std::string only_in_cert;
+    for (const Member& x : e.ignored) {
+      const bool in_chain =
+          std::any_of(e.chain.begin(), e.chain.end(), [&](const Member& c) { return c.cert.sameAs(x.cert); });
+      if (!in_chain) only_in_cert += (only_in_cert.empty() ? "" : ", ") + describeMember(x);
+    }
+    if (!only_in_cert.empty()) {
+      detail += "; istiod builds its verification pool from " + n.chain + " only and reads only the first "
+                "certificate of " + n.cert + ", so " + only_in_cert + " is never used — add it to " + n.chain;
+    }
+    return result("chain_verifies_to_root", false, std::move(detail));
   }
   std::string path;
   for (const Certificate& c : e.path()) path += (path.empty() ? "" : " -> ") + quoted(c.info());
@@ -345,7 +393,7 @@ CheckOutcome chainVerifiesToRootCheck(const Evaluation& e, const MaterialNames& 
 CheckOutcome chainStartsWithCaCertCheck(const Evaluation& e, const MaterialNames& n) {
   if (!e.ca || !e.chain_parsed) return std::nullopt;
   const bool starts = e.chain.front().cert.sameAs(e.ca->cert);
-  return result("chain_starts_with_ca_cert", starts,
+  return agentResult("chain_starts_with_ca_cert", starts,
                 starts ? n.chain + " starts with " + n.cert
                        : n.chain + " starts with " + quoted(e.chain.front().cert.info()) + " instead of " + n.cert +
                              " (" + quoted(e.ca->cert.info()) +
@@ -376,8 +424,9 @@ void runChecks(const CaMaterial& m, const ValidationOptions& o, Evaluation& e) {
   }
 }
 
-Evaluation evaluate(const CaMaterial& m, const ValidationOptions& o) {
+Evaluation evaluate(const CaMaterial& m, const ValidationOptions& o, bool istiod_view) {
   Evaluation e;
+  e.istiod_view = istiod_view;
   parseInputs(m, e);
   runChecks(m, o, e);
   if (e.ca) e.report.ca_cert = e.ca->cert.info();
@@ -401,10 +450,18 @@ const CheckResult* BundleReport::firstFailure() const {
   return nullptr;
 }
 
-BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o) { return evaluate(m, o).report; }
+BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o) {
+  return evaluate(m, o, /*istiod_view=*/true).report;
+}
+
+std::string_view toString(Policy p) { return p == Policy::kAgent ? "agent" : "istiod"; }
+
+bool BundleReport::istiodWouldLoad() const {
+  return std::none_of(checks.begin(), checks.end(), [](const CheckResult& c) { return !c.ok && c.policy == Policy::kIstiod; });
+}
 
 Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const ValidationOptions& o) {
-  Evaluation e = evaluate(m, o);
+  Evaluation e = evaluate(m, o, /*istiod_view=*/false);
   for (const CheckResult& c : e.report.checks) {
     // Assembly repairs the chain order, so a given chain that does not start with ca-cert
     // is not a reason to refuse.

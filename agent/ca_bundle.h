@@ -1,32 +1,37 @@
-// istiod's judgement of a plugged-in CA, applied before anything is published.
+// istiod's judgement of a plugged-in CA, applied before anything is published, plus this
+// agent's own policy where it is stricter than istiod.
 //
 // istiod checks only part of this at reload time (it skips the CA flag, the chain order
 // and key types), and a bundle it rejects at startup crash-loops the pod; so the agent
 // applies the union of istiod's startup checks, Go's x509.Verify rules and the
-// Envoy-facing rules before a generation is written:
-//   parse_ca_cert, parse_ca_key, parse_cert_chain, parse_root_cert  every input parses
-//   key_type_supported            ca-cert key is RSA >= 2048 or ECDSA P-256/384/521
-//   key_matches_cert              ca-key is the private half of ca-cert
-//   ca_basic_constraints          ca-cert has basicConstraints CA:TRUE
-//   key_cert_sign                 ca-cert has keyUsage with keyCertSign
-//   validity_window               `now` is inside NotBefore..NotAfter of ca-cert, every
-//                                 cert-chain certificate and the root that anchors the path
-//   min_remaining_lifetime        the path's earliest NotAfter is >= now + min_remaining
+// Envoy-facing rules before a generation is written. Each check is labelled with whose rule
+// it is (Policy): [istiod] istiod refuses such a set; [agent] istiod would load it, but this
+// agent refuses it (a failure detail then starts with "agent policy, stricter than istiod").
+//   parse_ca_cert, parse_ca_key, parse_cert_chain, parse_root_cert  [istiod] every input parses
+//   key_type_supported            [agent] ca-cert key is RSA >= 2048 or ECDSA P-256/384/521
+//   key_matches_cert              [istiod] ca-key is the private half of ca-cert
+//   ca_basic_constraints          [istiod] ca-cert has basicConstraints CA:TRUE (at startup)
+//   key_cert_sign                 [agent] ca-cert has keyUsage with keyCertSign
+//   validity_window               [istiod] `now` is inside NotBefore..NotAfter of ca-cert,
+//                                 every cert-chain certificate and the root anchoring the path
+//   min_remaining_lifetime        [agent] the path's earliest NotAfter is >= now + min_remaining
 //   eku_allows_server_auth        every certificate (ca-cert, chain, roots) has no EKU or
 //                                 one with serverAuth or anyExtendedKeyUsage (Go's
-//                                 Verify uses serverAuth when no usage is given)
+//                                 Verify uses serverAuth when no usage is given); [istiod] for
+//                                 the verified path, [agent] for certificates off it
 //   signature_algorithm_accepted  no SHA-1/MD5 signature on non-self-signed certificates
-//                                 (Go rejects them)
-//   roots_self_signed_ca          every root is self-signed and CA:TRUE
-//   chain_verifies_to_root        ca-cert verifies through the chain to a root at `now`
-//   chain_starts_with_ca_cert     a given cert-chain begins with ca-cert (istiod takes the
-//                                 first chain certificate as "the CA cert" for TTL/expiry)
+//                                 (Go rejects them); [istiod] on the path, [agent] off it
+//   roots_self_signed_ca          [agent] every root is self-signed and CA:TRUE
+//   chain_verifies_to_root        [istiod] ca-cert verifies through the chain to a root at `now`
+//   chain_starts_with_ca_cert     [agent] a given cert-chain begins with ca-cert (istiod takes
+//                                 the first chain certificate as "the CA cert" for TTL/expiry)
 // Messages name the input (CaMaterial::names), the certificate subject and what to fix;
 // they never contain key bytes or PEM bodies.
 #pragma once
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/defaults.h"
@@ -46,8 +51,8 @@ struct MaterialNames {
 };
 
 struct CaMaterial {
-  std::string cert_pem;   // the signing certificate; istiod reads only the first block,
-                          // further certificates here are used as intermediates
+  std::string cert_pem;   // the signing certificate; istiod reads only the first block;
+                          // assembly uses further certificates here as intermediates
   Secret key_pem;         // PKCS#1, SEC1 or PKCS#8, unencrypted
   std::string chain_pem;  // optional: intermediates (with or without ca-cert and root)
   std::string root_pem;   // optional: one or more self-signed roots
@@ -82,10 +87,15 @@ struct ValidationOptions {
   Duration min_remaining = defaults::kMinRemaining;
 };
 
+// Whose rule a check applies (see the list at the top of this file).
+enum class Policy { kIstiod, kAgent };
+std::string_view toString(Policy p);  // "istiod" | "agent"
+
 struct CheckResult {
   std::string name;    // one of the names listed at the top of this file
   bool ok = false;
   std::string detail;  // what was found; on failure, what to fix
+  Policy policy = Policy::kIstiod;
 };
 
 struct BundleReport {
@@ -100,12 +110,17 @@ struct BundleReport {
 
   // True when every check passed.
   bool ok() const;
+  // True when no istiod rule failed (the agent's own policy may still have).
+  bool istiodWouldLoad() const;
   // The first failed check, or nullptr.
   const CheckResult* firstFailure() const;
 };
 
 // Runs every check it can (it does not stop at the first failure) — for
-// `cacerts-agent check`, which judges a published directory.
+// `cacerts-agent check`, which judges a published directory. Judges like istiod: the
+// verification pool is chain_pem only and cert_pem contributes its first certificate; further
+// certificates in cert_pem are reported as ignored and never complete the path (unlike
+// assembleAndValidate, which uses them to assemble the chain from a source).
 BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o);
 
 // Assembles the publishable set or returns kValidation whose message names the first

@@ -54,26 +54,35 @@ int runCheck(const Config& config, Clock& clock) {
   options.min_remaining = config.min_remaining;
   const BundleReport report = inspectBundle(*material, options);
   if (config.json) {
-    nlohmann::json j = {{"dir", config.dir}, {"layout", toString(layout)}, {"accepted", report.ok()}};
+    nlohmann::json j = {{"dir", config.dir},
+                        {"layout", toString(layout)},
+                        {"accepted", report.ok()},
+                        {"istiod_would_load", report.istiodWouldLoad()}};
     if (report.ca_cert) j["ca_cert"] = certJson(*report.ca_cert, now);
     j["chain"] = nlohmann::json::array();
     for (const auto& c : report.chain) j["chain"].push_back(certJson(c, now));
     j["roots"] = nlohmann::json::array();
     for (const auto& c : report.roots) j["roots"].push_back(certJson(c, now));
     j["checks"] = nlohmann::json::array();
-    for (const auto& c : report.checks) j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+    for (const auto& c : report.checks) {
+      j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"policy", toString(c.policy)}, {"detail", c.detail}});
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("%s (%s layout): %s\n", config.dir.c_str(), std::string(toString(layout)).c_str(),
-                report.ok() ? "istiod would accept it" : "NOT ACCEPTABLE");
+    // A set that only this agent's stricter policy refuses is said to be so: istiod would
+    // load it, and the operator should know which rule is whose.
+    const char* verdict = report.ok()                 ? "istiod would accept it"
+                          : report.istiodWouldLoad() ? "NOT ACCEPTABLE (istiod would load it, but it fails this agent's policy)"
+                                                     : "NOT ACCEPTABLE (istiod would refuse it)";
+    std::printf("%s (%s layout): %s\n", config.dir.c_str(), std::string(toString(layout)).c_str(), verdict);
     if (report.ca_cert) printCert("signing certificate", *report.ca_cert, now);
     for (std::size_t i = 0; i < report.roots.size(); ++i) {
       printCert(("root " + std::to_string(i + 1)).c_str(), report.roots[i], now);
     }
     std::printf("checks\n");
     for (const auto& c : report.checks) {
-      std::printf("  [%s] %s%s%s\n", c.ok ? "ok  " : "FAIL", c.name.c_str(), c.detail.empty() ? "" : ": ",
-                  c.detail.c_str());
+      std::printf("  [%s] %s (%s rule)%s%s\n", c.ok ? "ok  " : "FAIL", c.name.c_str(),
+                  std::string(toString(c.policy)).c_str(), c.detail.empty() ? "" : ": ", c.detail.c_str());
     }
   }
   return report.ok() ? 0 : 5;

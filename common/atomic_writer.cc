@@ -27,6 +27,7 @@ constexpr std::string_view kDataPrefix = "..data/";
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   ~Fd() { close(); }
@@ -55,6 +56,14 @@ bool isGenerationName(std::string_view name) {
     if (kShape[i] == '0' ? !digit : name[i] != kShape[i]) return false;
   }
   return true;
+}
+
+// What ..data may point to: "..generations/<generation>" (current layout) or "<generation>"
+// (the layout before ..generations existed, still adopted, read and cleaned up).
+bool isPublishedTarget(std::string_view target) {
+  const std::string prefix = std::string(AtomicDirWriter::kGenerationsDir) + "/";
+  if (target.starts_with(prefix)) target.remove_prefix(prefix.size());
+  return isGenerationName(target);
 }
 
 // The target of a symlink, or nullopt when name is absent or not a symlink.
@@ -121,6 +130,7 @@ bool generationMatches(int dirfd, const std::string& gen, const std::vector<Outp
 }
 
 // (3) mkdtemp gives a unique name atomically; the timestamp makes generations sortable by eye.
+// `dir` is the ..generations directory; the result is the bare generation name.
 Result<std::string> makeGenerationDir(const std::string& dir) {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -165,6 +175,30 @@ Status writeGeneration(int dirfd, const std::string& dir, const std::string& gen
   return ok();
 }
 
+// Opens ..generations, creating it (0755: istiod may run under another uid) when absent.
+// Creating it is an event in the watched directory, so the agent does it before istiod
+// starts (init's first publish, every start's cleanupLeftovers) and never again.
+Result<Fd> openGenerations(int dirfd, const std::string& dir) {
+  const std::string name(AtomicDirWriter::kGenerationsDir);
+  const bool created = mkdirat(dirfd, name.c_str(), 0755) == 0;
+  if (!created && errno != EEXIST) return osError("create", join(dir, name));
+  Fd fd(openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return osError("open", join(dir, name));
+  // Whatever the umask; only when created, so that no later start touches it.
+  if (created && fchmod(fd.get(), 0755) != 0) return osError("chmod", join(dir, name));
+  return fd;
+}
+
+// Removes the temporary links a crashed publish may have left in `fd` (dir or ..generations).
+Status removeTmpLinks(int fd, const std::string& path) {
+  for (const std::string_view name : {AtomicDirWriter::kDataTmpLink, kLinkTmp}) {
+    if (linkTarget(fd, name) && unlinkat(fd, std::string(name).c_str(), 0) != 0) {
+      return osError("remove", join(path, name));
+    }
+  }
+  return ok();
+}
+
 }  // namespace
 
 Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name, const std::string& path) {
@@ -201,11 +235,21 @@ Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name
 Status AtomicDirWriter::cleanupLeftovers() {
   Fd dirfd(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd) return osError("open output directory", dir_);
+  ASSIGN_OR_RETURN(const Fd gens, openGenerations(dirfd.get(), dir_));
+  const std::string gens_path = join(dir_, kGenerationsDir);
+  const auto current = linkTarget(dirfd.get(), kDataLink);
+  RETURN_IF_ERROR(removeTmpLinks(gens.get(), gens_path));
+  ASSIGN_OR_RETURN(const auto nested, listDir(gens.get(), gens_path));
+  for (const auto& e : nested) {
+    if (isGenerationName(e) && current != join(std::string(kGenerationsDir), e) && isDirAt(gens.get(), e)) {
+      RETURN_IF_ERROR(removeGeneration(gens.get(), gens_path, e));
+    }
+  }
+  // Leftovers of the previous layout, where generations and temporary links sat next to ..data.
+  RETURN_IF_ERROR(removeTmpLinks(dirfd.get(), dir_));
   ASSIGN_OR_RETURN(const auto entries, listDir(dirfd.get(), dir_));
   for (const auto& e : entries) {
-    if ((e == kDataTmpLink || e == kLinkTmp) && linkTarget(dirfd.get(), e)) {
-      if (unlinkat(dirfd.get(), e.c_str(), 0) != 0) return osError("remove", join(dir_, e));
-    } else if (isGenerationName(e) && e != linkTarget(dirfd.get(), kDataLink) && isDirAt(dirfd.get(), e)) {
+    if (isGenerationName(e) && e != current && isDirAt(dirfd.get(), e)) {
       RETURN_IF_ERROR(removeGeneration(dirfd.get(), dir_, e));
     }
   }
@@ -244,26 +288,31 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
     }
   }
 
+  ASSIGN_OR_RETURN(const Fd gens, openGenerations(dirfd.get(), dir_));
+  const std::string gens_path = join(dir_, kGenerationsDir);
+
   PublishResult result;
   const auto current = linkTarget(dirfd.get(), kDataLink);
-  if (current && isGenerationName(*current) && generationMatches(dirfd.get(), *current, files)) {  // (2)
+  if (current && isPublishedTarget(*current) && generationMatches(dirfd.get(), *current, files)) {  // (2)
     result = {*current, false};
   } else {
-    ASSIGN_OR_RETURN(result.generation, makeGenerationDir(dir_));  // (3)
-    result.changed = true;
+    ASSIGN_OR_RETURN(const std::string gen, makeGenerationDir(gens_path));  // (3)
+    result = {join(std::string(kGenerationsDir), gen), true};
     const auto abandon = [&](Error e) -> Error {
-      (void)removeGeneration(dirfd.get(), dir_, result.generation);
+      (void)removeGeneration(gens.get(), gens_path, gen);
       return e;
     };
-    if (auto s = writeGeneration(dirfd.get(), dir_, result.generation, files); !s) return abandon(s.error());  // (4)
-    // (5) A ..data_tmp left by a crash is ours (never committed); anything else there is not.
-    if (linkTarget(dirfd.get(), kDataTmpLink)) unlinkat(dirfd.get(), kDataTmpLink.data(), 0);
-    if (symlinkat(result.generation.c_str(), dirfd.get(), kDataTmpLink.data()) != 0) {
-      return abandon(osError("create link", join(dir_, kDataTmpLink)));
+    if (auto s = writeGeneration(gens.get(), dir_, gen, files); !s) return abandon(s.error());  // (4)
+    // (5) Staged in ..generations and renamed across: the watched directory sees one event,
+    // the arrival of ..data. A ..data_tmp left by a crash is ours (never committed); anything
+    // else there is not.
+    if (linkTarget(gens.get(), kDataTmpLink)) unlinkat(gens.get(), kDataTmpLink.data(), 0);
+    if (symlinkat(result.generation.c_str(), gens.get(), kDataTmpLink.data()) != 0) {
+      return abandon(osError("create link", join(gens_path, kDataTmpLink)));
     }
-    if (renameat(dirfd.get(), kDataTmpLink.data(), dirfd.get(), kDataLink.data()) != 0) {
+    if (renameat(gens.get(), kDataTmpLink.data(), dirfd.get(), kDataLink.data()) != 0) {
       const Error e = osError("rename to", join(dir_, kDataLink));
-      unlinkat(dirfd.get(), kDataTmpLink.data(), 0);
+      unlinkat(gens.get(), kDataTmpLink.data(), 0);
       return abandon(e);
     }
   }
@@ -274,10 +323,11 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
   for (const auto& name : visible) {  // (6)
     const std::string want = std::string(kDataPrefix) + name;
     if (linkTarget(dirfd.get(), name) == want) continue;
-    // Through a temporary link and rename, so that a wrong link is replaced without a gap.
-    if (linkTarget(dirfd.get(), kLinkTmp)) unlinkat(dirfd.get(), kLinkTmp.data(), 0);
-    if (symlinkat(want.c_str(), dirfd.get(), kLinkTmp.data()) != 0 ||
-        renameat(dirfd.get(), kLinkTmp.data(), dirfd.get(), name.c_str()) != 0) {
+    // Through a temporary link in ..generations and a rename, so that a wrong link is
+    // replaced without a gap and the watched directory sees only the final name.
+    if (linkTarget(gens.get(), kLinkTmp)) unlinkat(gens.get(), kLinkTmp.data(), 0);
+    if (symlinkat(want.c_str(), gens.get(), kLinkTmp.data()) != 0 ||
+        renameat(gens.get(), kLinkTmp.data(), dirfd.get(), name.c_str()) != 0) {
       return committed(osError("create link", join(dir_, name)));
     }
   }
@@ -289,14 +339,24 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
       return committed(osError("remove stale link", join(dir_, e)));
     }
   }
-  for (const auto& e : *entries) {
-    // ..data is read again for every candidate: whatever it points to now stays, even if a
-    // writer that ignored the directory lock swapped it since this publish committed.
-    if (isGenerationName(e) && e != result.generation && e != linkTarget(dirfd.get(), kDataLink) &&
-        isDirAt(dirfd.get(), e)) {
+  // ..data is read again for every candidate: whatever it points to now stays, even if a
+  // writer that ignored the directory lock swapped it since this publish committed.
+  const auto keep = [&](const std::string& target) {
+    return target == result.generation || target == linkTarget(dirfd.get(), kDataLink);
+  };
+  auto nested = listDir(gens.get(), gens_path);
+  if (!nested) return committed(nested.error());
+  for (const auto& e : *nested) {
+    if (isGenerationName(e) && !keep(join(std::string(kGenerationsDir), e)) && isDirAt(gens.get(), e)) {
+      if (auto s = removeGeneration(gens.get(), gens_path, e); !s) return committed(s.error());
+    }
+  }
+  for (const auto& e : *entries) {  // generations of the previous layout
+    if (isGenerationName(e) && !keep(e) && isDirAt(dirfd.get(), e)) {
       if (auto s = removeGeneration(dirfd.get(), dir_, e); !s) return committed(s.error());
     }
   }
+  if (fsync(gens.get()) != 0) return committed(osError("sync", gens_path));
   if (fsync(dirfd.get()) != 0) return committed(osError("sync", dir_));  // (8)
   return result;
 }

@@ -5,9 +5,20 @@
 // Layout after a publish (all symlink targets relative, because the agent and istiod mount
 // the volume at different paths):
 //
-//   dir/..2026_11_23_15_04_05.123456789.Ab3xYz/   generation directory, mode 0755
-//   dir/..data -> ..2026_11_23_15_04_05.123456789.Ab3xYz
+//   dir/..generations/                                staging area, mode 0755, created once
+//   dir/..generations/..2026_11_23_15_04_05.123456789.Ab3xYz/   a generation, mode 0755
+//   dir/..data -> ..generations/..2026_11_23_15_04_05.123456789.Ab3xYz
 //   dir/ca-cert.pem -> ..data/ca-cert.pem            one link per visible name
+//
+// Why ..generations: istiod watches dir non-recursively and arms a single 100 ms reload
+// timer on the first Create or Write event there, then reads the files one by one. Every
+// generation and every temporary link is made inside ..generations, which that watch does
+// not see; the only event a republish causes in dir is the arrival of ..data (IN_MOVED_TO,
+// a Create to fsnotify), at the commit point, when the new set is complete. Creating
+// ..generations itself is an event, so publish() and cleanupLeftovers() create it when
+// absent, which the agent does before istiod starts (init, and every start of the sidecar).
+// The previous layout (generations next to ..data, ..data -> ..<timestamp>...) is still
+// adopted and read, and its generations are removed once ..data points elsewhere.
 //
 // publish() steps, marked // (n) in the code:
 //  (1) validate names (non-empty, no '/', no NUL, not starting with '.', no duplicates) and
@@ -15,13 +26,16 @@
 //      owns that file)
 //  (2) if ..data holds exactly these names with identical bytes and modes, skip to (6)
 //      without a new generation (changed=false)
-//  (3) mkdir a new generation "..<UTC timestamp>.<random>" with mode 0755
+//  (3) mkdir a new generation "..generations/..<UTC timestamp>.<random>" with mode 0755
 //  (4) write each file O_CREAT|O_EXCL|O_NOFOLLOW, fchmod(mode) whatever the umask, fsync;
 //      fsync the generation directory
-//  (5) symlink ..data_tmp -> generation; rename ..data_tmp over ..data   <- commit point
-//  (6) ensure a link name -> ..data/name for every visible name
+//  (5) symlink ..generations/..data_tmp -> ..generations/<generation> (a target relative to
+//      dir, where it will live); rename it across to dir/..data   <- commit point
+//  (6) ensure a link name -> ..data/name for every visible name (made in ..generations and
+//      renamed across; only when missing or wrong, so not on a republish)
 //  (7) remove links into ..data/ for names no longer published, then older generations
-//  (8) fsync the directory
+//      (in ..generations and of the previous layout)
+//  (8) fsync ..generations and the directory
 //
 // Guarantees: at every instant the top-level names resolve to one complete generation. A
 // reader that opens several names one after another can still straddle a swap; istiod does
@@ -59,7 +73,8 @@ struct OutputFile {
 };
 
 struct PublishResult {
-  std::string generation;  // the generation directory name, e.g. "..2026_11_23_..."
+  // What ..data points to, relative to the directory, e.g. "..generations/..2026_11_23_...".
+  std::string generation;
   bool changed = false;    // false when ..data already held identical content
 };
 
@@ -75,14 +90,16 @@ Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name
 class AtomicDirWriter {
  public:
   static constexpr std::string_view kDataLink = "..data";
-  static constexpr std::string_view kDataTmpLink = "..data_tmp";
+  static constexpr std::string_view kDataTmpLink = "..data_tmp";  // inside kGenerationsDir
+  static constexpr std::string_view kGenerationsDir = "..generations";
 
   explicit AtomicDirWriter(std::string dir) : dir_(std::move(dir)) {}
 
   const std::string& dir() const { return dir_; }
 
-  // Removes leftovers of a crashed publish: generation directories that ..data does not
-  // point to and a dangling ..data_tmp. Safe to call at every start. Errors: kOutput.
+  // Creates ..generations when absent and removes leftovers of a crashed publish: generation
+  // directories that ..data does not point to (in ..generations and of the previous layout)
+  // and temporary links. Safe to call at every start. Errors: kOutput.
   Status cleanupLeftovers();
 
   // See the steps above. Errors: kInvalidArgument for a bad name set; kOutput naming the
@@ -97,7 +114,7 @@ class AtomicDirWriter {
       const std::vector<std::string>& names,
       const std::vector<std::string>& hidden_names = {}) const;
 
-  // The generation ..data points to. Errors: kNotFound when there is none.
+  // What ..data points to (see PublishResult::generation). Errors: kNotFound when there is none.
   Result<std::string> currentGeneration() const;
 
  private:

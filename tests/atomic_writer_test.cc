@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +22,8 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "common/clock.h"
+#include "common/dir_lock.h"
 #include "common/fs_check.h"
 
 namespace cacerts::testing {
@@ -90,12 +93,22 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
   return out;
 }
 
+// Hidden directories holding (or in the way of) generations, named relative to dir as ..data
+// names them: in ..generations, and next to ..data (the previous layout).
 std::vector<std::string> generationDirs(const std::string& dir) {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with("..") && name != "..data" && e.is_directory() && !e.is_symlink()) out.push_back(name);
-  }
+  const auto scan = [&](const std::string& in, const std::string& prefix) {
+    if (!fs::is_directory(in)) return;
+    for (const auto& e : fs::directory_iterator(in)) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with("..") && name != "..data" && name != "..generations" && name != "..lock" && e.is_directory() &&
+          !e.is_symlink()) {
+        out.push_back(prefix + name);
+      }
+    }
+  };
+  scan(dir, "");
+  scan(dir + "/..generations", "..generations/");
   return out;
 }
 
@@ -122,8 +135,9 @@ TEST_CASE("publish creates relative links into one generation with exact modes w
   const auto result = writer.publish(istioSet());
   REQUIRE(result);
   CHECK(result->changed);
-  CHECK(result->generation.starts_with(".."));
+  CHECK(result->generation.starts_with("..generations/.."));
   CHECK(fs::read_symlink(dir / "..data").string() == result->generation);
+  CHECK(modeOf(dir / "..generations") == 0755);
   CHECK(modeOf(dir / result->generation) == 0755);
   for (const auto& f : istioSet()) {
     INFO(f.name);
@@ -134,6 +148,7 @@ TEST_CASE("publish creates relative links into one generation with exact modes w
   }
   CHECK(generationDirs(dir.path()).size() == 1);
   CHECK_FALSE(fs::exists(fs::symlink_status(dir / "..data_tmp")));
+  CHECK_FALSE(fs::exists(fs::symlink_status(dir / "..generations/..data_tmp")));
 }
 
 TEST_CASE("readCurrent returns what a reader sees through the top-level names", "[atomic_writer]") {
@@ -279,10 +294,14 @@ TEST_CASE("cleanupLeftovers removes crash leftovers and keeps the published gene
     const auto published = writer.publish(istioSet());
     REQUIRE(published);
     const auto before = snapshot(dir.path());
-    const std::string orphan = "..2020_01_02_03_04_05.000000001.AbCdEf";
-    fs::create_directory(dir / orphan);
-    writeFile(dir / orphan + "/ca-key.pem", kKey);
+    for (const std::string orphan : {"..2020_01_02_03_04_05.000000001.AbCdEf",  // previous layout
+                                     "..generations/..2020_01_02_03_04_05.000000002.AbCdEf"}) {
+      fs::create_directory(dir / orphan);
+      writeFile(dir / orphan + "/ca-key.pem", kKey);
+    }
     fs::create_symlink("..2020_01_02_03_04_05.999999999.gone00", dir / "..data_tmp");
+    fs::create_symlink("..generations/..2020_01_02_03_04_05.999999999.gone00", dir / "..generations/..data_tmp");
+    fs::create_symlink("..data/ca-cert.pem", dir / "..generations/..link_tmp");
     fs::create_directory(dir / "..foreign");
     writeFile(dir / "notes.txt", "keep me\n");
 
@@ -310,8 +329,8 @@ TEST_CASE("a failure before the commit point leaves the previous generation byte
     reason = "file name too long";
   }
   SECTION("..data_tmp is occupied by something that is not a link") {
-    fs::create_directory(dir / "..data_tmp");
-    extra_entry = "..data_tmp";
+    fs::create_directory(dir / "..generations/..data_tmp");
+    extra_entry = "..generations/..data_tmp";
     reason = "file exists";
   }
   auto before = snapshot(dir.path());
@@ -463,6 +482,156 @@ TEST_CASE("a concurrent reader never sees a mixed set while generations are swap
   CHECK(generationDirs(dir.path()).size() == 1);
   counts->~ReaderCounts();
   munmap(mem, sizeof(ReaderCounts));
+}
+
+// istiod's view of the output directory: one non-recursive inotify(7) watch with every event
+// its fsnotify watcher asks for. fsnotify maps IN_CREATE and IN_MOVED_TO to Create and
+// IN_MODIFY (and IN_CLOSE_WRITE) to Write; istiod reloads on those two.
+class DirWatch {
+ public:
+  static constexpr std::uint32_t kMask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_MODIFY | IN_CLOSE_WRITE |
+                                         IN_ATTRIB | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
+  static constexpr std::uint32_t kReloads = IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE;
+
+  explicit DirWatch(const std::string& dir) : fd_(inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+    REQUIRE(fd_ >= 0);
+    REQUIRE(inotify_add_watch(fd_, dir.c_str(), kMask) >= 0);
+  }
+  ~DirWatch() { close(fd_); }
+  DirWatch(const DirWatch&) = delete;
+  DirWatch& operator=(const DirWatch&) = delete;
+
+  struct Event {
+    std::uint32_t mask;
+    std::string name;
+  };
+  // Every event queued so far. The kernel queues an event before the system call that
+  // causes it returns, so nothing is waited for.
+  std::vector<Event> drain() {
+    std::vector<Event> out;
+    alignas(inotify_event) char buf[64 * 1024];
+    for (;;) {
+      const ssize_t n = read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        REQUIRE(errno == EAGAIN);
+        return out;
+      }
+      for (ssize_t off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const inotify_event*>(buf + off);
+        REQUIRE((e->mask & IN_Q_OVERFLOW) == 0);
+        out.push_back({e->mask, e->len > 0 ? std::string(e->name) : std::string()});
+        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+std::string describe(const std::vector<DirWatch::Event>& events) {
+  std::string out;
+  for (const auto& e : events) out += fmt::format("{:#x} '{}'\n", e.mask, e.name);
+  return out;
+}
+
+// The names of the events that make istiod reload, in order.
+std::vector<std::string> reloadEvents(const std::vector<DirWatch::Event>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) {
+    if ((e.mask & DirWatch::kReloads) != 0) out.push_back(e.name);
+  }
+  return out;
+}
+
+TEST_CASE("a republish shows istiod's directory watch only the arrival of ..data", "[atomic_writer][inotify]") {
+  TempDir dir;
+  AtomicDirWriter writer(dir.path());
+  SystemClock clock;
+  {  // init: lock, clean up, first publish, before istiod starts and watches.
+    auto lock = DirLock::acquire(dir.path(), "init", Duration::zero(), clock);
+    REQUIRE(lock);
+    REQUIRE(writer.cleanupLeftovers());
+    REQUIRE(writer.publish(istioSet()));
+  }
+  std::vector<DirWatch::Event> events;
+  {
+    DirWatch watch(dir.path());
+    // The sidecar, while istiod runs: start (lock, cleanup), then publishes under the lock.
+    auto lock = DirLock::acquire(dir.path(), "sidecar", Duration::zero(), clock);
+    REQUIRE(lock);
+    REQUIRE(writer.cleanupLeftovers());
+    const auto started = watch.drain();
+    INFO(describe(started));
+    CHECK(reloadEvents(started).empty());
+
+    const auto v2 = writer.publish(istioSet("cert v2\n"));
+    REQUIRE(v2);
+    REQUIRE(v2->changed);
+    events = watch.drain();
+    INFO(describe(events));
+    // Exactly one event for the republish, and it is the commit: ..data already names the
+    // complete new generation when istiod's timer is armed.
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].name == "..data");
+    CHECK((events[0].mask & IN_MOVED_TO) != 0);
+    CHECK(readFile(dir / "ca-cert.pem") == "cert v2\n");
+
+    const auto same = writer.publish(istioSet("cert v2\n"));
+    REQUIRE(same);
+    CHECK_FALSE(same->changed);
+    const auto none = watch.drain();
+    INFO(describe(none));
+    CHECK(none.empty());
+
+    REQUIRE(writer.publish(istioSet("cert v3\n")));
+    const auto third = watch.drain();
+    INFO(describe(third));
+    CHECK(reloadEvents(third) == std::vector<std::string>{"..data"});
+    CHECK(third.size() == 1);
+  }
+  CHECK(generationDirs(dir.path()).size() == 1);
+}
+
+TEST_CASE("a directory written by the previous layout is adopted, read and migrated",
+          "[atomic_writer][inotify]") {
+  TempDir dir;
+  // The previous layout: the generation and ..data's target next to the top-level links.
+  const std::string legacy = "..2025_01_02_03_04_05.000000001.Legacy";
+  fs::create_directory(dir / legacy);
+  for (const auto& f : istioSet()) {
+    writeFile(dir / legacy + "/" + f.name, std::string(f.content));
+    fs::permissions(dir / legacy + "/" + f.name, static_cast<fs::perms>(f.mode), fs::perm_options::replace);
+    fs::create_symlink("..data/" + f.name, dir / f.name);
+  }
+  fs::create_symlink(legacy, dir / "..data");
+  AtomicDirWriter writer(dir.path());
+  CHECK(writer.readCurrent({"ca-cert.pem"}).value().at("ca-cert.pem").view() == kCert);
+
+  DirWatch watch(dir.path());
+  REQUIRE(writer.cleanupLeftovers());  // at start: the one event that makes ..generations
+  CHECK(reloadEvents(watch.drain()) == std::vector<std::string>{"..generations"});
+  CHECK(fs::is_directory(dir / legacy));  // still what ..data points to
+
+  SECTION("identical content is adopted without a new generation") {
+    const auto same = writer.publish(istioSet());
+    REQUIRE(same);
+    CHECK_FALSE(same->changed);
+    CHECK(same->generation == legacy);
+    CHECK(watch.drain().empty());
+  }
+  SECTION("new content moves to ..generations and the old generation is removed") {
+    const auto next = writer.publish(istioSet("cert v2\n"));
+    REQUIRE(next);
+    CHECK(next->changed);
+    const auto events = watch.drain();
+    INFO(describe(events));
+    CHECK(reloadEvents(events) == std::vector<std::string>{"..data"});
+    CHECK(fs::read_symlink(dir / "..data").string() == next->generation);
+    CHECK(generationDirs(dir.path()) == std::vector<std::string>{next->generation});
+    CHECK(readFile(dir / "ca-cert.pem") == "cert v2\n");
+  }
 }
 
 TEST_CASE("isTmpfs tells memory-backed directories from disk-backed ones", "[atomic_writer]") {

@@ -1,18 +1,29 @@
 // End-to-end: `cacerts-agent check` on directories holding things that are not CA files.
 // Any directory may be checked, so a FIFO, a device or a huge file at one of istiod's
 // names must end the check promptly with the output-directory exit code and a message
-// naming the file (README "Exit codes": 6).
+// naming the file (README "Exit codes": 6). And `check` judges a set the way istiod loads
+// it, telling istiod's rules from this agent's stricter policy.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
 #include "tests/support/test_pki.h"
 
 namespace cacerts::testing {
 namespace {
+
+// The four files of the istio layout.
+void writeSet(const TempDir& dir, const std::string& cert, const TestKey& key, const std::string& chain,
+              const std::string& root) {
+  writeFile(dir.file("ca-cert.pem"), cert);
+  writeFile(dir.file("ca-key.pem"), key.pkcs8Pem(), 0600);
+  writeFile(dir.file("cert-chain.pem"), chain);
+  writeFile(dir.file("root-cert.pem"), root);
+}
 
 // A complete, valid istio layout, so that only the planted file can fail the check.
 void writeValidSet(const TempDir& dir) {
@@ -75,6 +86,78 @@ TEST_CASE("check refuses a 3 GB sparse file from its size, before reading it", "
   writeValidSet(dir);
   REQUIRE(::truncate(dir.file("root-cert.pem").c_str(), 3LL * 1024 * 1024 * 1024) == 0);
   requirePromptRefusal(timedCheck(dir), dir.file("root-cert.pem"), "is larger than 1048576 bytes");
+}
+
+TEST_CASE("check refuses an intermediate that only ca-cert.pem holds, naming istiod's rule", "[check-e2e]") {
+  // root -> upper -> signing; istiod's pool is cert-chain.pem only and it reads only the
+  // first certificate of ca-cert.pem, so the upper intermediate after it is never seen.
+  const TestCa root = makeRoot("Check Root");
+  const TestCa upper = makeIntermediate(root, "Check Upper");
+  const TestCa signing = makeIntermediate(upper, "Check Signing");
+  TempDir dir;
+  writeSet(dir, signing.cert.pem() + upper.cert.pem(), signing.key, signing.cert.pem() + root.cert.pem(),
+           root.cert.pem());
+
+  const ProcessResult r = runAgent({"check", "--dir", dir.path()});
+  INFO(r.out + r.err);
+  CHECK(r.exit_code == 5);
+  CHECK_THAT(r.out, Catch::Contains("NOT ACCEPTABLE (istiod would refuse it)"));
+  CHECK_THAT(r.out, Catch::Contains("[FAIL] chain_verifies_to_root (istiod rule)"));
+  CHECK_THAT(r.out, Catch::Contains("istiod builds its verification pool from cert-chain only and reads only "
+                                    "the first certificate of ca-cert"));
+
+  const ProcessResult j = runAgent({"check", "--dir", dir.path(), "--json"});
+  INFO(j.out);
+  CHECK(j.exit_code == 5);
+  const auto report = nlohmann::json::parse(j.out);
+  CHECK(report.at("accepted") == false);
+  CHECK(report.at("istiod_would_load") == false);
+  bool found = false;
+  for (const auto& c : report.at("checks")) {
+    if (c.at("name") == "chain_verifies_to_root") {
+      found = true;
+      CHECK(c.at("ok") == false);
+      CHECK(c.at("policy") == "istiod");
+      const std::string detail = c.at("detail");
+      CHECK_THAT(detail, Catch::Contains("istiod builds its verification pool from cert-chain only and reads only "
+                                         "the first certificate of ca-cert"));
+      CHECK_THAT(detail, Catch::Contains("ca-cert certificate 2 (\"CN=Check Upper\") is never used"));
+    }
+  }
+  CHECK(found);
+
+  SECTION("with the intermediate in cert-chain.pem istiod would accept it") {
+    writeFile(dir.file("cert-chain.pem"), signing.cert.pem() + upper.cert.pem() + root.cert.pem());
+    const ProcessResult fixed = runAgent({"check", "--dir", dir.path()});
+    INFO(fixed.out + fixed.err);
+    CHECK(fixed.exit_code == 0);
+    CHECK_THAT(fixed.out, Catch::Contains("istiod would accept it"));
+  }
+}
+
+TEST_CASE("check labels a refusal istiod would not make as this agent's policy", "[check-e2e]") {
+  // A chain istiod verifies, but that does not start with ca-cert: istiod loads it and then
+  // misreports its expiry, which this agent refuses.
+  const TestCa root = makeRoot("Check Root");
+  const TestCa inter = makeIntermediate(root, "Check Intermediate");
+  TempDir dir;
+  writeSet(dir, inter.cert.pem(), inter.key, root.cert.pem() + inter.cert.pem(), root.cert.pem());
+
+  const ProcessResult r = runAgent({"check", "--dir", dir.path()});
+  INFO(r.out + r.err);
+  CHECK(r.exit_code == 5);
+  CHECK_THAT(r.out, Catch::Contains("NOT ACCEPTABLE (istiod would load it, but it fails this agent's policy)"));
+  CHECK_THAT(r.out, Catch::Contains("[FAIL] chain_starts_with_ca_cert (agent rule): agent policy, stricter than istiod"));
+  CHECK_THAT(r.out, Catch::Contains("[ok  ] chain_verifies_to_root (istiod rule)"));
+
+  const ProcessResult j = runAgent({"check", "--dir", dir.path(), "--json"});
+  INFO(j.out);
+  const auto report = nlohmann::json::parse(j.out);
+  CHECK(report.at("accepted") == false);
+  CHECK(report.at("istiod_would_load") == true);
+  for (const auto& c : report.at("checks")) {
+    if (c.at("name") == "chain_starts_with_ca_cert") CHECK(c.at("policy") == "agent");
+  }
 }
 
 }  // namespace cacerts::testing

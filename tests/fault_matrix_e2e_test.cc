@@ -336,18 +336,24 @@ std::map<std::string, std::string> visibleSet(const std::string& dir) {
   return out;
 }
 
-// Generation-shaped directories ("..2026_...") in dir.
+// Generation directories: in dir/..generations, and next to ..data (the previous layout).
 std::vector<std::string> generations(const std::string& dir) {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (name.rfind("..", 0) == 0 && name != "..data" && name != "..data_tmp" && name != "..lock" && !fs::is_symlink(e.path()) &&
-        fs::is_directory(e.path())) {
-      out.push_back(name);
+  for (const std::string& in : {dir, dir + "/..generations"}) {
+    if (!fs::is_directory(in)) continue;
+    for (const auto& e : fs::directory_iterator(in)) {
+      const auto name = e.path().filename().string();
+      if (name.rfind("..", 0) == 0 && name != "..data" && name != "..data_tmp" && name != "..lock" &&
+          name != "..generations" && !fs::is_symlink(e.path()) && fs::is_directory(e.path())) {
+        out.push_back(name);
+      }
     }
   }
   return out;
 }
+
+// The temporary ..data link a publish killed before its commit leaves (staged in ..generations).
+bool dataTmpLeft(const std::string& dir) { return fs::is_symlink(dir + "/..generations/..data_tmp"); }
 
 // The lines of `text` that contain `what`.
 std::string linesWith(const std::string& text, const std::string& what) {
@@ -935,7 +941,7 @@ TEST_CASE("init fault matrix: transient faults recover within --timeout or exit 
     const auto killed =
         runProcess(strace, concat(killAt(k.syscall, k.when), rig.args(dir.path(), "5s", rig.reader_token, next_kv)));
     const bool intact = visibleSet(dir.path()) == visible_before;
-    const auto leftovers = generations(dir.path()).size() - 1 + (fs::is_symlink(dir.file("..data_tmp")) ? 1 : 0);
+    const auto leftovers = generations(dir.path()).size() - 1 + (dataTmpLeft(dir.path()) ? 1 : 0);
     INFO(killed.err);
     CHECK(killed.exit_code == 128 + SIGKILL);
     CHECK(intact);
@@ -949,9 +955,9 @@ TEST_CASE("init fault matrix: transient faults recover within --timeout or exit 
     CHECK(readFile(dir.file("ca-cert.pem")) == next.cert.pem());
     const auto gens = generations(dir.path());
     CHECK(gens.size() == 1);
-    CHECK_FALSE(fs::is_symlink(dir.file("..data_tmp")));
+    CHECK_FALSE(dataTmpLeft(dir.path()));
     CHECK(runAgent({"check", "--dir", dir.path(), "--min-remaining", "1s"}).exit_code == 0);
-    const bool cleaned = gens.size() == 1 && !fs::is_symlink(dir.file("..data_tmp"));
+    const bool cleaned = gens.size() == 1 && !dataTmpLeft(dir.path());
     const std::string leak = leakedSecret(killed.out + killed.err, rig.keys) + rig.leak(again);
     CHECK(leak.empty());
     rig.matrix.add({k.name, "kv",
@@ -1074,7 +1080,8 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
     k.setUpPki();
     const auto args = k.pkiArgs("1h", "10m");
     // The first publish into the empty directory renames ..data and the four top-level
-    // links into place (5 calls); the 6th is the second publish's rename onto ..data.
+    // links into place from ..generations (5 calls); the 6th is the second publish's rename
+    // onto ..data.
     k.args = args;
     k.agent = std::make_unique<BackgroundProcess>(strace, concat(killAt("renameat,renameat2", 6), args));
     REQUIRE(k.agent->waitForErr("event=sidecar_started", kSidecarWait));
@@ -1085,7 +1092,7 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
     const auto rotated = runAgent({"rotate", "--listen", "127.0.0.1:" + std::to_string(k.port)});
     const auto code = k.agent->wait(kSidecarWait);
     const bool intact = visibleSet(k.out.path()) == visible_before;
-    const bool leftover = fs::is_symlink(k.out.file("..data_tmp")) && generations(k.out.path()).size() == 2;
+    const bool leftover = dataTmpLeft(k.out.path()) && generations(k.out.path()).size() == 2;
     const std::string killed_output = k.agent->out() + k.agent->err();
     INFO(killed_output);
     CHECK(rotated.exit_code == 0);
@@ -1096,7 +1103,7 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
     const auto restarted = Steady::now();
     k.start(args);
     CHECK(k.agent->waitForErr("event=adopted", kSidecarWait));
-    const bool cleaned = !fs::is_symlink(k.out.file("..data_tmp")) && generations(k.out.path()).size() == 1;
+    const bool cleaned = !dataTmpLeft(k.out.path()) && generations(k.out.path()).size() == 1;
     CHECK(cleaned);
     k.agent->signal(SIGHUP);
     const bool published = k.waitPublished(1);

@@ -75,11 +75,15 @@ std::string holderText(const BackgroundProcess& p, const std::string& mode) {
 }
 
 // Generation directories in dir ("..YYYY_...").
+// Generation directories: in ..generations, and next to ..data (the previous layout).
 int generations(const TempDir& dir) {
   int n = 0;
-  for (const auto& e : fs::directory_iterator(dir.path())) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 3 && name[0] == '.' && name[1] == '.' && std::isdigit(static_cast<unsigned char>(name[2]))) ++n;
+  for (const std::string& in : {dir.path(), dir.file("..generations")}) {
+    if (!fs::is_directory(in)) continue;
+    for (const auto& e : fs::directory_iterator(in)) {
+      const std::string name = e.path().filename().string();
+      if (name.size() > 3 && name[0] == '.' && name[1] == '.' && std::isdigit(static_cast<unsigned char>(name[2]))) ++n;
+    }
   }
   return n;
 }

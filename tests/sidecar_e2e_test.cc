@@ -159,14 +159,20 @@ TEST_CASE("sidecar stops within a second on SIGTERM and leaves a consistent dire
   s.start(s.pkiArgs("1h", "10m"));
   REQUIRE(s.waitPublished(1));
   const auto settled = [&] {
-    CHECK_FALSE(fs::exists(s.out.file("..data_tmp")));
+    CHECK_FALSE(fs::exists(fs::symlink_status(s.out.file("..generations/..data_tmp"))));
     const auto check = runAgent({"check", "--dir", s.out.path(), "--min-remaining", "1s"});
     INFO(check.out);
     CHECK(check.exit_code == 0);
-    int generations = 0;
+    int generations = 0;  // staged in ..generations; nothing else hidden next to ..data but the lock
     for (const auto& e : fs::directory_iterator(s.out.path())) {
       const auto name = e.path().filename().string();
-      if (name.rfind("..", 0) == 0 && name != "..data" && name != "..lock" && !fs::is_symlink(e.path())) ++generations;
+      if (name.rfind("..", 0) == 0 && name != "..data" && name != "..lock" && name != "..generations" &&
+          !fs::is_symlink(e.path())) {
+        ++generations;
+      }
+    }
+    for (const auto& e : fs::directory_iterator(s.out.file("..generations"))) {
+      if (e.path().filename().string().rfind("..20", 0) == 0 && !fs::is_symlink(e.path())) ++generations;
     }
     CHECK(generations == 1);
   };
