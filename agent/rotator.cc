@@ -51,7 +51,6 @@ Status Rotator::run(RotatorControl& control) {
     RETURN_IF_ERROR(publishFirst(control));
     if (!current_) return ok();  // stopped before anything was published
     last_renewal_ = clock_.now();  // it minted a certificate: it counts for the rate limit
-    control.rotate.store(false);   // and served any request made while it ran
   }
   next_poll_ = clock_.now() + settings_.poll_interval;
   for (;;) {
@@ -114,9 +113,15 @@ void Rotator::renewFolding(Trigger trigger) {
   // This renewal serves a forced request still waiting for its turn too.
   forced_at_.reset();
   renew(trigger);
+}
+
+void Rotator::foldRequestsServedByLoad() {
+  // A request that arrived before the candidate was fetched is served by it. One that
+  // arrives later (even while this renewal is still validating or writing) asks for newer
+  // material than this renewal has, so it stays for the loop, under the rate limit.
   if (control_->rotate.exchange(false)) {
     spdlog::info("event=rotate_folded trigger={} message=\"rotation requested while a renewal ran; served by it\"",
-                 triggerName(trigger));
+                 triggerName(trigger_));
   }
 }
 
@@ -184,9 +189,9 @@ Status Rotator::publishFirst(RotatorControl& control) {
   const SystemTime deadline = clock_.now() + settings_.startup_timeout;
   for (int attempt = 0;; ++attempt) {
     if (control.stop.load()) return ok();
-    control.rotate.store(false);  // a first publish is already happening
     Result<Applied> applied = [&]() -> Result<Applied> {
       ASSIGN_OR_RETURN(CaMaterial material, source_.load());
+      foldRequestsServedByLoad();  // a first publish is already happening
       return apply(std::move(material), std::nullopt);
     }();
     if (applied && current_) {
@@ -218,6 +223,7 @@ void Rotator::renew(Trigger trigger) {
   const bool due = clock_.now() >= renewalDue();
   Result<Applied> applied = [&]() -> Result<Applied> {
     ASSIGN_OR_RETURN(CaMaterial material, source_.load());
+    foldRequestsServedByLoad();
     return apply(std::move(material), std::nullopt);
   }();
   if (!applied) {

@@ -13,7 +13,8 @@
 //
 // Forced renewals (SIGHUP, POST /rotate) are coalesced and rate-limited: any number of
 // triggers before the loop looks makes one request; a trigger that arrives while a
-// renewal runs is folded into it; a renewal starts at most once per rotate_min_interval
+// renewal fetches its candidate is folded into it (one that arrives after the fetch asks
+// for newer material and waits its turn); a renewal starts at most once per rotate_min_interval
 // (counted from the start of the previous renewal of any kind), and a trigger inside the
 // interval is deferred to its end, never dropped.
 //
@@ -123,7 +124,9 @@ class Rotator {
   void adopt();
   Status publishFirst(RotatorControl& control);
   void renew(Trigger trigger);
-  // renew(), then folds into it every forced trigger that arrived meanwhile.
+  // Clears the forced trigger right after a candidate was fetched: it is served by it.
+  void foldRequestsServedByLoad();
+  // renew(), serving a forced trigger still waiting for its turn too.
   void renewFolding(Trigger trigger);
   void takeRotateRequest(SystemTime now);
   void poll();
