@@ -198,6 +198,14 @@ TEST_CASE("vault server resolves mounts and namespaces like Vault", "[vault-serv
   CHECK(mounts["data"]["type"] == "kv");
   CHECK(mounts["data"]["options"]["version"] == "2");
 
+  // A mount of a child namespace, asked for through its parent: Vault gives the child
+  // namespace's full path, not the part below the request's namespace.
+  REQUIRE(vault->enableKv("team-a/sub", "kv", 2));
+  REQUIRE(vault->setPolicy("team-a", "child-reader", {{"sub/kv/data/*", {"read"}}}));
+  const std::string parent_token = vault->createToken("team-a", {.policies = {"child-reader"}});
+  const json child = bodyOf(client.get("/v1/sys/internal/ui/mounts/sub/kv/ca", parent_token, "team-a"));
+  CHECK(child["data"]["path"] == "team-a/sub/kv/");
+
   // Path-prefix and header namespaces are equivalent.
   const auto by_prefix = client.get("/v1/team-a/kv/cluster1/data/ca", token);
   REQUIRE(by_prefix);

@@ -639,7 +639,9 @@ Reply VaultCore::uiMounts(const Resolved& where, const std::string& target, cons
             {"external_entropy_access", false},
             {"local", false},
             {"options", mount->engine->options()},
-            {"path", child_prefix + c.path + "/"},
+            // Vault reports a child namespace's mount with the namespace's full path from the
+            // root, not relative to the namespace the request was made in.
+            {"path", (ns_name != where.ns ? ns_name + "/" : std::string()) + c.path + "/"},
             {"plugin_version", ""},
             {"running_plugin_version", ""},
             {"seal_wrap", false},
