@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "agent/schedule.h"
 #include "common/metrics.h"
 #include "common/prom_parse.h"
 
@@ -25,16 +24,6 @@ bool sameSecond(double value, std::int64_t expected) {
 }
 
 }  // namespace
-
-std::string_view toString(ReloadOutcome outcome) {
-  switch (outcome) {
-    case ReloadOutcome::kConfirmed: return "confirmed";
-    case ReloadOutcome::kTimedOut: return "timed_out";
-    case ReloadOutcome::kDisabled: return "disabled";
-    case ReloadOutcome::kInterrupted: return "interrupted";
-  }
-  return "unknown";
-}
 
 Result<HttpUrlParts> splitHttpUrl(std::string_view url) {
   const auto bad = [&] {
@@ -84,30 +73,9 @@ ReloadConfirmer::ReloadConfirmer(std::unique_ptr<HttpTransport> transport, std::
                                  const ReloadConfirmOptions& options)
     : transport_(std::move(transport)), target_(std::move(target)), clock_(clock), options_(options) {}
 
-ReloadConfirmation ReloadConfirmer::confirm(SystemTime expected_not_after) {
-  ReloadConfirmation result;
-  if (!transport_) return result;  // kDisabled
-  const SystemTime deadline = clock_.now() + timeout();
-  for (;;) {
-    if (pollOnce(expected_not_after, deadline, result)) {
-      result.outcome = ReloadOutcome::kConfirmed;
-      return result;
-    }
-    const Duration wait = capWait(pollInterval(), clock_.now(), deadline);
-    if (wait <= Duration::zero()) {
-      result.outcome = ReloadOutcome::kTimedOut;
-      return result;
-    }
-    if (!clock_.sleepFor(wait)) {
-      result.outcome = ReloadOutcome::kInterrupted;
-      return result;
-    }
-  }
-}
-
 Duration ReloadConfirmer::pollInterval() const { return std::max(options_.poll_interval, kMinPollInterval); }
 
-bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadConfirmation& progress) {
+bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadProgress& progress) {
   if (!transport_) return false;
   const std::int64_t expected =
       std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();

@@ -33,17 +33,9 @@ struct ReloadConfirmOptions {
   Duration timeout = defaults::kConfirmTimeout;
 };
 
-enum class ReloadOutcome {
-  kConfirmed,    // istiod reports the expected notAfter
-  kTimedOut,     // timeout passed without a match (istiod may still be on the old CA)
-  kDisabled,     // no metrics URL configured; nothing was polled
-  kInterrupted,  // Clock::interrupt() woke a wait (shutdown or a forced rotation)
-};
-
-std::string_view toString(ReloadOutcome outcome);
-
-struct ReloadConfirmation {
-  ReloadOutcome outcome = ReloadOutcome::kDisabled;
+// What the polls of one confirmation have seen so far; the caller (the sidecar loop)
+// schedules the polls and owns the deadline.
+struct ReloadProgress {
   // The metric's value at the last successful read, if any (seconds since the epoch).
   std::optional<double> last_value;
   // Why the last poll did not confirm, for the log line: "metric absent", "HTTP 503",
@@ -73,23 +65,15 @@ class ReloadConfirmer {
   ReloadConfirmer(std::unique_ptr<HttpTransport> transport, std::string target, Clock& clock,
                   const ReloadConfirmOptions& options);
 
-  // Polls until istiod's chain expiry equals expected_not_after (compared in whole
-  // seconds: the metric is rounded to the nearest integer, the time truncated to
-  // seconds — X.509 times have no fractions), then returns kConfirmed. Polls once at
-  // the start, then every poll_interval (capped so no wait passes the deadline), with a
-  // final poll at the deadline; then kTimedOut. Any failure to read or parse is just a
-  // reason to poll again. Each poll's request is cut to the time left (at least 200 ms,
-  // for the final poll), so however slowly istiod answers, confirm() returns within
-  // options.timeout plus about 200 ms. Blocks the calling thread; not thread-safe.
-  ReloadConfirmation confirm(SystemTime expected_not_after);
-
-  // One read of istiod's metrics, no waiting: true when it reports expected_not_after;
-  // otherwise records why not in `progress` (last_problem, last_value). Counts the poll in
-  // progress.polls. The request is cut to the time left before `deadline` (at least 200 ms).
-  // For a caller that schedules the polls itself, every pollInterval()
-  // until timeout() has passed, so that confirmation never holds up its other work (the
-  // sidecar loop). Not thread-safe.
-  bool pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadConfirmation& progress);
+  // One read of istiod's metrics, no waiting: true when istiod's chain expiry equals
+  // expected_not_after (compared in whole seconds: the metric is rounded to the nearest
+  // integer, the time truncated to seconds; X.509 times have no fractions). Otherwise
+  // records why not in `progress`; any failure to read or parse is just a reason to poll
+  // again. Counts the poll in progress.polls. The request is cut to the time left before
+  // `deadline` (at least 200 ms, for a final poll at the deadline), so however slowly
+  // istiod answers, a caller polling every pollInterval() until timeout() has passed is done
+  // within timeout() plus about 200 ms. Always false when disabled. Not thread-safe.
+  bool pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadProgress& progress);
   Duration pollInterval() const;
   Duration timeout() const { return std::max(options_.timeout, Duration::zero()); }
 

@@ -171,7 +171,7 @@ class Rotator {
     SystemTime expected_not_after;
     SystemTime deadline;
     SystemTime next_poll;
-    ReloadConfirmation progress;
+    ReloadProgress progress;
   };
   std::optional<PendingConfirm> confirm_;
 

@@ -52,10 +52,6 @@ constexpr std::size_t kOversized = 5 * 1024 * 1024;  // above the agent's 4 MiB 
 constexpr const char* kTinyTmpfsSize = "64k";
 const std::vector<std::string> kTopLevel = {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"};
 
-long long msBetween(Steady::time_point from, Steady::time_point to) {
-  return std::chrono::duration_cast<milliseconds>(to - from).count();
-}
-
 // Runs `action` on its own thread once `ready` holds (bounded) and `delay` has passed, and
 // records when it ran: a fault that clears while the agent is busy retrying.
 class Later {

@@ -33,10 +33,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSignPath = "pki/root/sign-intermediate";
 
-long long msSince(Steady::time_point t0) {
-  return std::chrono::duration_cast<milliseconds>(Steady::now() - t0).count();
-}
-
 // Reads ca-cert.pem through its top-level link as istiod does, on its own thread, and
 // counts reads that found ..data in place but the file gone: a link into a removed
 // generation.
@@ -149,7 +145,7 @@ TEST_CASE("two writers on one directory: one waits or exits 6 naming the holder,
                 std::to_string(exits_ok) + "/" + std::to_string(2 * kRounds) + " exit 0 (serialised by ..lock); " +
                     std::to_string(reader.dangling.load()) + " dangling of " + std::to_string(reader.reads.load()) +
                     " reads",
-                msSince(t0), reader.dangling == 0 && generations(out) == 1, "none"});
+                msBetween(t0), reader.dangling == 0 && generations(out) == 1, "none"});
   }
 
   SECTION("init beside a running sidecar, and a second sidecar") {
@@ -167,7 +163,7 @@ TEST_CASE("two writers on one directory: one waits or exits 6 naming the holder,
                                                  kSignPath, "--ttl", "1h"},
                                                 s.vault.connectArgs()),
                                          {"--min-remaining", "1s"}));
-    const long long init_ms = msSince(t0);
+    const long long init_ms = msBetween(t0);
     INFO(init.err);
     CHECK(init.exit_code == 6);
     CHECK_THAT(init.err, Catch::Contains(holderText(*s.agent, "sidecar")));
@@ -177,7 +173,7 @@ TEST_CASE("two writers on one directory: one waits or exits 6 naming the holder,
     const auto t1 = Steady::now();
     auto second = startAgent(s.args);
     const auto code = second->wait(seconds(30));
-    const long long second_ms = msSince(t1);
+    const long long second_ms = msBetween(t1);
     INFO(second->err());
     CHECK(code == 6);
     CHECK_THAT(second->err(), Catch::Contains(holderText(*s.agent, "sidecar")));
@@ -226,7 +222,7 @@ TEST_CASE("a storm of SIGHUPs and POST /rotate mints at most one intermediate pe
   }
   storming = false;
   poster.join();
-  const double storm_s = static_cast<double>(msSince(t0)) / 1000.0;
+  const double storm_s = static_cast<double>(msBetween(t0)) / 1000.0;
   // A trigger inside the interval is deferred to its end, not dropped: give it the interval
   // and a generous margin.
   std::this_thread::sleep_for(seconds(4));
@@ -268,7 +264,7 @@ TEST_CASE("a KV change right after a publish whose confirmation never arrives is
   INFO(s.agent->err());
   // --kv-poll-interval is 300 ms: well within 5 s, and far below the 20 s confirm timeout.
   const bool published = eventually([&] { return s.file("ca-cert.pem") == next.cert.pem(); }, seconds(15));
-  const long long took = msSince(t0);
+  const long long took = msBetween(t0);
   CHECK(published);
   CHECK(took < 5000);
   CHECK(s.agent->count("event=reload_not_confirmed") == 0);  // the first is still pending

@@ -42,70 +42,56 @@ struct Harness {
   }
 };
 
+// One poll, with a deadline `budget` from now.
+bool poll(Harness& h, SystemTime expected, ReloadProgress& progress, Duration budget = seconds(10)) {
+  return h.confirmer->pollOnce(expected, h.clock.now() + budget, progress);
+}
+
 }  // namespace
 
-TEST_CASE("reload is confirmed at once when istiod already reports the new notAfter", "[reload_confirm]") {
+TEST_CASE("a poll confirms when istiod already reports the new notAfter", "[reload_confirm]") {
   Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1.7356896e+09")); });
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kConfirmed);
-  CHECK(r.polls == 1);
-  CHECK(r.last_value == 1735689600.0);
-  CHECK(r.last_problem.empty());
-  CHECK(h.clock.sleeps().empty());
+  ReloadProgress p;
+  CHECK(poll(h, kNotAfter, p));
+  CHECK(p.polls == 1);
+  CHECK(p.last_value == 1735689600.0);
+  CHECK(p.last_problem.empty());
+  CHECK(h.clock.sleeps().empty());  // a poll never waits
   REQUIRE(h.transport->requests().size() == 1);
   CHECK(h.transport->requests()[0].method == "GET");
   CHECK(h.transport->requests()[0].target == "/metrics");
 }
 
-TEST_CASE("reload confirmation polls every interval until the value changes", "[reload_confirm]") {
-  int calls = 0;
-  Harness h([&](const HttpRequest&) -> Result<HttpResponse> {
-    ++calls;
-    return ok200(metricsPage(calls < 4 ? "1.7e+09" : "1735689600"));
-  });
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kConfirmed);
-  CHECK(r.polls == 4);
-  CHECK(h.clock.sleeps() == std::vector<Duration>{milliseconds(500), milliseconds(500), milliseconds(500)});
-}
-
-TEST_CASE("reload confirmation times out with the last value seen", "[reload_confirm]") {
-  Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1.7e+09")); });
-  const SystemTime start = h.clock.now();
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kTimedOut);
-  CHECK(r.last_value == 1.7e9);
-  CHECK(r.last_problem == "value 1700000000 != expected 1735689600");
-  // Polls at 0, 0.5s, ..., 10s: the last poll happens exactly at the deadline, never after.
-  CHECK(r.polls == 21);
-  CHECK(h.clock.now() - start == seconds(10));
-}
-
-TEST_CASE("the last wait is shortened so the timeout is honoured exactly", "[reload_confirm]") {
-  ReloadConfirmOptions options;
-  options.poll_interval = milliseconds(300);
-  options.timeout = seconds(1);
-  Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1")); }, options);
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kTimedOut);
-  CHECK(h.clock.sleeps() ==
-        std::vector<Duration>{milliseconds(300), milliseconds(300), milliseconds(300), milliseconds(100)});
-  CHECK(r.polls == 5);
+TEST_CASE("a poll's request is cut to the time left before the deadline, at least 200 ms", "[reload_confirm]") {
+  Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1")); });
+  ReloadProgress p;
+  CHECK_FALSE(poll(h, kNotAfter, p, seconds(3)));
+  CHECK_FALSE(poll(h, kNotAfter, p, Duration::zero()));
+  REQUIRE(h.transport->requests().size() == 2);
+  CHECK(h.transport->requests()[0].timeout == seconds(3));
+  CHECK(h.transport->requests()[1].timeout == milliseconds(200));
+  CHECK(p.polls == 2);
+  CHECK(p.last_value == 1.0);
+  CHECK(p.last_problem == "value 1 != expected 1735689600");
 }
 
 TEST_CASE("fractional seconds in the metric round to the nearest second", "[reload_confirm]") {
   Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1735689600.4")); });
-  CHECK(h.confirmer->confirm(kNotAfter).outcome == ReloadOutcome::kConfirmed);
+  ReloadProgress p;
+  CHECK(poll(h, kNotAfter, p));
   Harness off_by_one([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1735689600.6")); });
-  CHECK(off_by_one.confirmer->confirm(kNotAfter).outcome == ReloadOutcome::kTimedOut);
+  ReloadProgress q;
+  CHECK_FALSE(poll(off_by_one, kNotAfter, q));
 }
 
 TEST_CASE("sub-second parts of the expected notAfter are ignored", "[reload_confirm]") {
   Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1735689600")); });
-  CHECK(h.confirmer->confirm(kNotAfter + milliseconds(999)).outcome == ReloadOutcome::kConfirmed);
+  ReloadProgress p;
+  CHECK(poll(h, kNotAfter + milliseconds(999), p));
 }
 
-TEST_CASE("unreachable, failing or unparseable metrics are retried until they confirm", "[reload_confirm]") {
+TEST_CASE("unreachable, failing or unparseable metrics do not confirm, and a later poll still can",
+          "[reload_confirm]") {
   int calls = 0;
   Harness h([&](const HttpRequest&) -> Result<HttpResponse> {
     switch (++calls) {
@@ -117,20 +103,19 @@ TEST_CASE("unreachable, failing or unparseable metrics are retried until they co
       default: return ok200(metricsPage("1.7356896e+09"));
     }
   });
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kConfirmed);
-  CHECK(r.polls == 6);
+  ReloadProgress p;
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(poll(h, kNotAfter, p));
+  CHECK(poll(h, kNotAfter, p));
+  CHECK(p.polls == 6);
 }
 
 TEST_CASE("each kind of failure is described in last_problem", "[reload_confirm]") {
-  ReloadConfirmOptions options;
-  options.timeout = Duration::zero();  // one poll, then give up
   const auto problemFor = [&](FakeHttpTransport::Handler handler) {
-    Harness h(std::move(handler), options);
-    const auto r = h.confirmer->confirm(kNotAfter);
-    CHECK(r.outcome == ReloadOutcome::kTimedOut);
-    CHECK(r.polls == 1);
-    return r.last_problem;
+    Harness h(std::move(handler));
+    ReloadProgress p;
+    CHECK_FALSE(poll(h, kNotAfter, p));
+    CHECK(p.polls == 1);
+    return p.last_problem;
   };
   CHECK(problemFor([](const HttpRequest&) -> Result<HttpResponse> {
           return Error{ErrorCode::kUnavailable, "connection failed"};
@@ -143,17 +128,6 @@ TEST_CASE("each kind of failure is described in last_problem", "[reload_confirm]
             .rfind("metrics text line 1:", 0) == 0);
 }
 
-TEST_CASE("an interrupt during a wait ends confirmation early", "[reload_confirm]") {
-  Harness h([](const HttpRequest&) -> Result<HttpResponse> { return ok200(metricsPage("1")); });
-  h.clock.onSleep([&](Duration) {
-    if (h.clock.sleeps().size() == 2) h.clock.interrupt();
-  });
-  const auto r = h.confirmer->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kInterrupted);
-  CHECK(r.polls == 3);
-  CHECK(h.clock.sleeps().size() == 3);
-}
-
 TEST_CASE("an empty metrics URL disables confirmation without any request", "[reload_confirm]") {
   FakeClock clock;
   ReloadConfirmOptions options;
@@ -161,10 +135,9 @@ TEST_CASE("an empty metrics URL disables confirmation without any request", "[re
   auto confirmer = ReloadConfirmer::create(options, clock);
   REQUIRE(confirmer);
   CHECK_FALSE((*confirmer)->enabled());
-  const auto r = (*confirmer)->confirm(kNotAfter);
-  CHECK(r.outcome == ReloadOutcome::kDisabled);
-  CHECK(r.polls == 0);
-  CHECK(clock.sleeps().empty());
+  ReloadProgress p;
+  CHECK_FALSE((*confirmer)->pollOnce(kNotAfter, clock.now() + seconds(10), p));
+  CHECK(p.polls == 0);
 }
 
 TEST_CASE("a malformed metrics URL is rejected naming the flag", "[reload_confirm]") {
@@ -202,25 +175,23 @@ TEST_CASE("metrics URLs split into origin and request target", "[reload_confirm]
 
 namespace cacerts {
 
-TEST_CASE("a trickling istiod metrics endpoint cannot hold the confirmation past --confirm-timeout",
-          "[reload_confirm]") {
-  // One byte every 0.3 s restarts every read timeout; only the per-poll budget cut to the
-  // confirmation's deadline ends it. Without it, confirm() would not return for minutes.
+TEST_CASE("a trickling istiod metrics endpoint cannot hold a poll past its deadline", "[reload_confirm]") {
+  // One byte every 0.3 s restarts every read timeout; only the poll's budget, cut to the
+  // confirmation's deadline, ends it. Without it, the poll would not return for minutes.
   testing::TricklingPeer istiod(testing::TricklingPeer::httpResponse());
   SystemClock clock;
   ReloadConfirmOptions options;
   options.metrics_url = "http://127.0.0.1:" + std::to_string(istiod.port()) + "/metrics";
-  options.timeout = std::chrono::seconds(2);
-  options.poll_interval = std::chrono::milliseconds(500);
   auto confirmer = ReloadConfirmer::create(options, clock);
   REQUIRE(confirmer);
   const auto started = std::chrono::steady_clock::now();
-  const ReloadConfirmation c = (*confirmer)->confirm(SystemTime(std::chrono::seconds(1'735'689'600)));
+  ReloadProgress p;
+  const bool confirmed =
+      (*confirmer)->pollOnce(SystemTime(std::chrono::seconds(1'735'689'600)), clock.now() + seconds(2), p);
   const auto took = std::chrono::steady_clock::now() - started;
-  INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; "
-               << c.last_problem);
-  CHECK(c.outcome == ReloadOutcome::kTimedOut);
-  CHECK(took < std::chrono::seconds(4));  // 2 s plus the final poll's 200 ms, generously
+  INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms; " << p.last_problem);
+  CHECK_FALSE(confirmed);
+  CHECK(took < std::chrono::seconds(4));  // the 2 s budget, generously
   CHECK(istiod.bytesSent() >= 2);
 }
 

@@ -21,6 +21,7 @@ namespace cacerts::testing {
 namespace {
 
 using std::chrono::hours;
+using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
 
@@ -531,7 +532,42 @@ std::unique_ptr<ReloadConfirmer> neverConfirming(Clock& clock, Duration timeout)
   return std::make_unique<ReloadConfirmer>(std::move(transport), "/metrics", clock, options);
 }
 
+// A confirmer whose istiod never reports the new certificate, recording when it is polled.
+std::unique_ptr<ReloadConfirmer> recordingConfirmer(Clock& clock, ReloadConfirmOptions options,
+                                                    std::vector<SystemTime>& polled_at) {
+  auto transport = std::make_unique<FakeHttpTransport>([&clock, &polled_at](const HttpRequest&) -> Result<HttpResponse> {
+    polled_at.push_back(clock.now());
+    return HttpResponse{200, {}, "citadel_server_cert_chain_expiry_timestamp 1\n"};
+  });
+  return std::make_unique<ReloadConfirmer>(std::move(transport), "/metrics", clock, options);
+}
+
 }  // namespace
+
+TEST_CASE("rotator polls istiod every interval after a publish, the last time exactly at the timeout",
+          "[rotator][confirm]") {
+  Harness h;
+  std::vector<SystemTime> polled_at;
+  ReloadConfirmOptions options;
+  SECTION("10 s timeout, 500 ms interval: 0 s, 0.5 s, ..., 10 s") {
+    options.timeout = seconds(10);
+    options.poll_interval = milliseconds(500);
+    h.confirmer = recordingConfirmer(h.clock, options, polled_at);
+    REQUIRE(h.run([&] { return h.clock.now() >= kT0 + minutes(1); }));
+    REQUIRE(polled_at.size() == 21);
+    for (std::size_t i = 0; i < polled_at.size(); ++i) CHECK(polled_at[i] == kT0 + milliseconds(500) * static_cast<long>(i));
+  }
+  SECTION("1 s timeout, 300 ms interval: the last wait is shortened to the deadline") {
+    options.timeout = seconds(1);
+    options.poll_interval = milliseconds(300);
+    h.confirmer = recordingConfirmer(h.clock, options, polled_at);
+    REQUIRE(h.run([&] { return h.clock.now() >= kT0 + minutes(1); }));
+    CHECK(polled_at == std::vector<SystemTime>{kT0, kT0 + milliseconds(300), kT0 + milliseconds(600),
+                                               kT0 + milliseconds(900), kT0 + seconds(1)});
+  }
+  // Given up on: the gauge says so.
+  CHECK(h.metric(kMetricReloadConfirmed) == 0);
+}
 
 TEST_CASE("rotator polls KV while a reload confirmation is pending, and publishes a change at once",
           "[rotator][confirm]") {

@@ -188,6 +188,15 @@ TEST_CASE("vault client logs in again once on 403 and then reports permission de
   FakeClock clock;
   FakeRandom random;
   CountingAuth auth;
+  // A GET that must end in a permission error; returns that error.
+  const auto deniedRead = [&](FakeHttpTransport& transport) {
+    VaultClient client(transport, "", clock, random);
+    client.setAuthenticator(&auth);
+    auto r = client.call("GET", "secret/data/x");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    return r.error();
+  };
   SECTION("expired token: the second token works") {
     FakeHttpTransport transport([](const HttpRequest& r) -> Result<HttpResponse> {
       if (header(r, "X-Vault-Token") == "tok-1") return json(403, R"({"errors":["permission denied","invalid token"]})");
@@ -203,25 +212,17 @@ TEST_CASE("vault client logs in again once on 403 and then reports permission de
       if (r.target == "/v1/auth/token/lookup-self") return json(200, R"({"data":{"ttl":3600}})");
       return json(403, R"({"errors":["1 error occurred:\n\t* permission denied\n\n"]})");
     });
-    VaultClient client(transport, "", clock, random);
-    client.setAuthenticator(&auth);
-    auto r = client.call("GET", "secret/data/x");
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    const Error e = deniedRead(transport);
     CHECK(auth.logins == 1);
     CHECK(transport.requests().size() == 2);
-    CHECK_THAT(r.error().message, Catch::Contains("\"read\" on secret/data/x"));
-    CHECK_THAT(r.error().message, Catch::Contains("the token is valid"));
+    CHECK_THAT(e.message, Catch::Contains("\"read\" on secret/data/x"));
+    CHECK_THAT(e.message, Catch::Contains("the token is valid"));
   }
   SECTION("lookup-self refuses the token too: one re-login, then a permission error") {
     FakeHttpTransport transport([](const HttpRequest&) { return Result<HttpResponse>(json(403, R"({"errors":["permission denied"]})")); });
-    VaultClient client(transport, "", clock, random);
-    client.setAuthenticator(&auth);
-    auto r = client.call("GET", "secret/data/x");
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::kPermissionDenied);
+    const Error e = deniedRead(transport);
     CHECK(auth.logins == 2);
-    CHECK_THAT(r.error().message, Catch::Contains("\"read\" on secret/data/x"));
+    CHECK_THAT(e.message, Catch::Contains("\"read\" on secret/data/x"));
   }
 }
 

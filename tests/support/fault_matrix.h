@@ -3,6 +3,7 @@
 // generation survived, whether any output leaked a secret) can be read and compared.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,5 +37,11 @@ class FaultMatrix {
 // What in `text` looks like a leaked secret: a credential marker, PEM armour, a JWT, or a
 // line of one of `key_pems`' base64 bodies. "" when nothing.
 std::string leakedSecret(const std::string& text, const std::vector<std::string>& key_pems = {});
+
+// Whole milliseconds from `from` to `to` (steady time), for the tables' time columns.
+inline long long msBetween(std::chrono::steady_clock::time_point from,
+                           std::chrono::steady_clock::time_point to = std::chrono::steady_clock::now()) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
 
 }  // namespace cacerts::testing
