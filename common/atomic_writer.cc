@@ -201,35 +201,6 @@ Status removeTmpLinks(int fd, const std::string& path) {
 
 }  // namespace
 
-Result<std::optional<Secret>> readBoundedFile(int dirfd, const std::string& name, const std::string& path) {
-  Fd fd(openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) {
-    if (errno == ENOENT) return std::optional<Secret>();
-    return osError("read", path);
-  }
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return osError("read", path);
-  if (!S_ISREG(st.st_mode)) return Error{ErrorCode::kOutput, fmt::format("{} is not a regular file", path)};
-  const auto too_large = [&] {
-    return Error{ErrorCode::kOutput, fmt::format("{} is larger than {} bytes", path, kMaxReadBytes)};
-  };
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxReadBytes) return too_large();
-  Secret out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return osError("read", path);
-    if (n == 0) break;
-    out.append({buf, static_cast<std::size_t>(n)});
-    if (out.size() > kMaxReadBytes) {  // grew while being read
-      cleanseMemory(buf, sizeof buf);
-      return too_large();
-    }
-  }
-  cleanseMemory(buf, sizeof buf);  // may have held key bytes
-  return std::optional<Secret>(std::move(out));
-}
 
 
 Status AtomicDirWriter::cleanupLeftovers() {

@@ -1,8 +1,12 @@
 #include "common/vault_auth.h"
 
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+
+#include <cctype>
+#include <optional>
 #include <sstream>
+
+#include "common/bounded_read.h"
 
 namespace cacerts {
 namespace {
@@ -129,14 +133,16 @@ class TokenAuthenticator final : public VaultAuthenticator {
 
 Result<Secret> readCredentialFile(const std::string& path, const std::string& option) {
   if (path.empty()) return Error{ErrorCode::kInvalidArgument, option + " is required"};
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{ErrorCode::kInvalidArgument, option + ": cannot read " + path};
-  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Bounded and non-blocking: a FIFO or /dev/zero mounted by mistake must not hang or
+  // exhaust the agent.
+  Result<std::optional<Secret>> content = readBoundedFile(AT_FDCWD, path, path);
+  if (!content) return Error{ErrorCode::kInvalidArgument, option + ": " + content.error().message};
+  if (!*content) return Error{ErrorCode::kInvalidArgument, option + ": cannot read " + path + " (no such file)"};
+  const std::string_view raw = (*content)->view();
   std::size_t begin = 0, end = raw.size();
   while (begin < end && std::isspace(static_cast<unsigned char>(raw[begin]))) ++begin;
   while (end > begin && std::isspace(static_cast<unsigned char>(raw[end - 1]))) --end;
-  Secret out(std::string_view(raw).substr(begin, end - begin));
-  cleanseMemory(raw.data(), raw.size());
+  Secret out(raw.substr(begin, end - begin));
   if (out.empty()) return Error{ErrorCode::kInvalidArgument, option + ": " + path + " is empty"};
   return out;
 }

@@ -1,6 +1,10 @@
 // End-to-end bad-input matrix: each failure exits with its documented code, names what to
 // fix, and leaves the previously published generation byte-identical.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <thread>
 
 #include "tests/support/e2e.h"
@@ -256,6 +260,26 @@ TEST_CASE("init refuses a non-tmpfs directory unless allowed", "[init-e2e-failur
   const auto allowed = v.run(concat(base, {"--allow-non-tmpfs"}));
   INFO(allowed.err);
   CHECK(allowed.exit_code == 0);
+  v.scanForSecrets();
+}
+
+TEST_CASE("init refuses a credential file that is a FIFO or a device instead of hanging on it",
+          "[init-e2e-failures]") {
+  E2eVault v;
+  TempDir out;
+  const std::string fifo = v.workDir() + "/token-fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& file : {fifo, std::string("/dev/zero")}) {
+    INFO(file);
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = v.run(concat(concat({"init", "--dir", out.path(), "--timeout", "5s"}, v.connectArgs()),
+                                concat({"--auth-method", "token", "--token-file", file}, E2eVault::kvArgs())));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--token-file") && Catch::Contains("is not a regular file"));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
+    CHECK(snapshotTree(out.path()).empty());
+  }
   v.scanForSecrets();
 }
 
