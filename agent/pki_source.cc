@@ -193,7 +193,7 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
     }
     return orderTrustBundle(std::move(roots), now);
   }
-  const nlohmann::json& keys = listed->body["data"]["keys"];
+  const nlohmann::json& keys = member(member(listed->body, "data"), "keys");
   if (!keys.is_array()) return Error{ErrorCode::kValidation, "vault LIST " + mount + "/issuers: no data.keys array"};
   std::vector<Certificate> roots;
   for (const auto& id : keys) {
@@ -201,7 +201,7 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
     const std::string path = mount + "/issuer/" + id.get<std::string>() + "/json";
     ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
     std::vector<Certificate> certs;
-    RETURN_IF_ERROR(collectCerts(r.body["data"]["certificate"], "vault " + path + " certificate", certs));
+    RETURN_IF_ERROR(collectCerts(member(member(r.body, "data"), "certificate"), "vault " + path + " certificate", certs));
     for (auto& c : certs) {
       const CertInfo info = c.info();
       if (info.self_signed && info.is_ca) roots.push_back(std::move(c));
@@ -242,13 +242,13 @@ Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount) {
   ASSIGN_OR_RETURN(std::string ref, pkiIssuerRefOf(settings_.sign_path));
   const std::string path = mount + "/issuer/" + ref + "/json";
   ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
-  const nlohmann::json& data = r.body.is_object() ? r.body["data"] : nlohmann::json();
+  const nlohmann::json& data = member(r.body, "data");
   if (!data.is_object()) return Error{ErrorCode::kValidation, "vault GET " + path + ": response has no data"};
   std::vector<Certificate> certs;
-  RETURN_IF_ERROR(collectCerts(data["certificate"], "vault " + path + " certificate", certs));
+  RETURN_IF_ERROR(collectCerts(member(data, "certificate"), "vault " + path + " certificate", certs));
   if (certs.empty()) return Error{ErrorCode::kValidation, "vault GET " + path + ": response has no data.certificate"};
   Signer out{certs.front(), {}};
-  if (data.contains("ca_chain")) RETURN_IF_ERROR(collectCerts(data["ca_chain"], "vault " + path + " ca_chain", out.chain));
+  RETURN_IF_ERROR(collectCerts(member(data, "ca_chain"), "vault " + path + " ca_chain", out.chain));
   if (!containsCert(out.chain, out.cert)) out.chain.insert(out.chain.begin(), out.cert);
   return out;
 }
@@ -333,16 +333,17 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
   // The key Vault generated has served its purpose (signed or not): Vault must not keep it.
   deleteVaultKey(kc.vault_key_id);
   ASSIGN_OR_RETURN(VaultResponse r, std::move(signed_r));
-  const nlohmann::json& data = r.body.is_object() ? r.body["data"] : nlohmann::json();
+  const nlohmann::json& data = member(r.body, "data");
   const std::string what = "vault POST " + settings_.sign_path;
-  if (!data.is_object() || !data.contains("certificate") || !data["certificate"].is_string()) {
+  if (!member(data, "certificate").is_string()) {
     return Error{ErrorCode::kValidation, what + ": response has no data.certificate"};
   }
   std::vector<Certificate> issued;
-  RETURN_IF_ERROR(collectCerts(data["certificate"], what + " certificate", issued));
+  RETURN_IF_ERROR(collectCerts(member(data, "certificate"), what + " certificate", issued));
+  if (issued.empty()) return Error{ErrorCode::kValidation, what + ": data.certificate holds no certificate"};
   std::vector<Certificate> returned = issued;
-  if (data.contains("ca_chain")) RETURN_IF_ERROR(collectCerts(data["ca_chain"], what + " ca_chain", returned));
-  if (data.contains("issuing_ca")) RETURN_IF_ERROR(collectCerts(data["issuing_ca"], what + " issuing_ca", returned));
+  RETURN_IF_ERROR(collectCerts(member(data, "ca_chain"), what + " ca_chain", returned));
+  RETURN_IF_ERROR(collectCerts(member(data, "issuing_ca"), what + " issuing_ca", returned));
 
   const Certificate& leaf = issued.front();
   const CertInfo info = leaf.info();

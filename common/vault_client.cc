@@ -92,6 +92,13 @@ std::string capabilityFor(const std::string& method) {
 
 }  // namespace
 
+const nlohmann::json& member(const nlohmann::json& object, const std::string& key) {
+  static const nlohmann::json kAbsent;
+  if (!object.is_object()) return kAbsent;
+  const auto it = object.find(key);
+  return it == object.end() ? kAbsent : *it;
+}
+
 std::optional<Duration> parseRetryAfter(const std::string& value, SystemTime now) {
   if (value.empty() || value.size() > 64) return std::nullopt;
   if (std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {

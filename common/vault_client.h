@@ -181,6 +181,11 @@ auto guardResponseShape(const std::string& what, F&& f) -> decltype(f()) {
   }
 }
 
+// The member `key` of a response object, or a null value when `object` is not an object or
+// has no such member. Vault's answers are untrusted input, and nlohmann's const operator[] on
+// a missing key is undefined behaviour (it dereferences end()); read responses through this.
+const nlohmann::json& member(const nlohmann::json& object, const std::string& key);
+
 // A Retry-After value: integer seconds (current Vault) or an HTTP date in IMF-fixdate form
 // (older releases), as the wait from `now` (zero for a date already past). nullopt for
 // anything else. The caller bounds the wait by its deadline.
