@@ -8,6 +8,9 @@ void registerAgentMetrics(Metrics& metrics, std::string_view version) {
   metrics.gauge(kMetricCaCertExpiry, "notAfter of the published ca-cert.pem, in seconds since the epoch.");
   metrics.gauge(kMetricRootCertExpiry,
                 "notAfter of the earliest-expiring root in the published root-cert.pem, in seconds since the epoch.");
+  metrics.gauge(kMetricCrlNextUpdate,
+                "nextUpdate of the earliest-expiring CRL in the published ca-crl.pem, in seconds since the epoch "
+                "(absent without --kv-crl); after it Envoy rejects the chain's peers until a fresh CRL is published.");
   metrics.gauge(kMetricNextRenewal, "When the next renewal is scheduled, in seconds since the epoch.");
   metrics.gauge(kMetricLastSuccess, "When the last renewal or adoption succeeded, in seconds since the epoch.");
   metrics.counter(kMetricRotations, "Renewal attempts by result.");

@@ -11,6 +11,7 @@ namespace cacerts {
 // Gauges, seconds since the epoch.
 inline constexpr char kMetricCaCertExpiry[] = "cacerts_agent_ca_cert_expiry_timestamp_seconds";
 inline constexpr char kMetricRootCertExpiry[] = "cacerts_agent_root_cert_expiry_timestamp_seconds";
+inline constexpr char kMetricCrlNextUpdate[] = "cacerts_agent_crl_next_update_timestamp_seconds";
 inline constexpr char kMetricNextRenewal[] = "cacerts_agent_next_renewal_timestamp_seconds";
 inline constexpr char kMetricLastSuccess[] = "cacerts_agent_last_success_timestamp_seconds";
 // Counters: {result} and {operation,code}.

@@ -66,6 +66,8 @@ struct Evaluation {
   std::vector<Member> roots;  // deduplicated
   bool root_derived = false;
   std::optional<Result<std::vector<Certificate>>> verified;
+  bool crl_given = false;                          // ca-crl not empty: istiod 1.27+ judges it
+  std::optional<Result<std::vector<Crl>>> crls;    // parsed when given
 
   void add(std::string name, bool ok, std::string detail) {
     report.checks.push_back(CheckResult{std::move(name), ok, std::move(detail), Policy::kIstiod});
@@ -344,26 +346,24 @@ CheckOutcome signatureAlgorithmAcceptedCheck(const Evaluation& e) {
   return result("signature_algorithm_accepted", true, e.ca->cert.info().signature_algorithm);
 }
 
-// Why `r` cannot be a root, or empty when it can.
+// Why `r` cannot be a root, or empty when it can. A root need not be a CA: istiod (Go)
+// trusts any certificate of root-cert.pem as an anchor, v1 roots included.
 std::string rootProblem(const Member& r) {
   const CertInfo& info = r.cert.info();
   if (!info.self_signed) return describeMember(r) + " is not self-signed (issuer \"" + info.issuer + "\"); ";
-  if (!info.is_ca) return describeMember(r) + " is not a CA certificate (basicConstraints CA:TRUE missing)";
   return {};
 }
 
-CheckOutcome rootsSelfSignedCaCheck(const Evaluation& e, const MaterialNames& n) {
+CheckOutcome rootsSelfSignedCheck(const Evaluation& e, const MaterialNames& n) {
   if (e.roots.empty()) return std::nullopt;
   for (const Member& r : e.roots) {
     std::string problem = rootProblem(r);
     if (problem.empty()) continue;
-    if (!r.cert.info().self_signed) {
-      problem += e.root_derived ? "no root was given, so provide the root (e.g. --kv-root) or end the chain with it"
-                                : n.root + " must hold only self-signed root CA certificates";
-    }
-    return agentResult("roots_self_signed_ca", false, std::move(problem));
+    problem += e.root_derived ? "no root was given, so provide the root (e.g. --kv-root) or end the chain with it"
+                              : n.root + " must hold only self-signed root certificates";
+    return agentResult("roots_self_signed", false, std::move(problem));
   }
-  return agentResult("roots_self_signed_ca", true, std::to_string(e.roots.size()) + " self-signed root CA(s)");
+  return agentResult("roots_self_signed", true, std::to_string(e.roots.size()) + " self-signed root(s)");
 }
 
 CheckOutcome chainVerifiesToRootCheck(const Evaluation& e, const MaterialNames& n) {
@@ -397,7 +397,73 @@ CheckOutcome chainStartsWithCaCertCheck(const Evaluation& e, const MaterialNames
                 starts ? n.chain + " starts with " + n.cert
                        : n.chain + " starts with " + quoted(e.chain.front().cert.info()) + " instead of " + n.cert +
                              " (" + quoted(e.ca->cert.info()) +
-                             "); istiod treats the first chain certificate as its CA certificate for TTL and expiry");
+                             "); istiod accepts any order but caps workload certificate lifetimes at the first chain "
+                             "certificate's NotAfter; this agent would publish " + n.cert +
+                             " first, then the intermediates towards the root");
+}
+
+// The certificates istiod asks CRLs of: cert-chain as given, or (assembly, or no chain
+// given) the chain that would be published. Go keys them by subject, so of several
+// certificates with one subject only the last is asked for.
+std::vector<const Certificate*> crlSigners(const Evaluation& e) {
+  std::vector<const Certificate*> signers;
+  auto add = [&](const Certificate& c) {
+    auto same_subject = [&](const Certificate* s) { return s->info().subject == c.info().subject; };
+    signers.erase(std::remove_if(signers.begin(), signers.end(), same_subject), signers.end());
+    signers.push_back(&c);
+  };
+  if (e.istiod_view && e.chain_parsed) {
+    for (const Member& m : e.chain) add(m.cert);
+  } else if (e.pathVerified()) {
+    for (const Certificate& c : e.path()) add(c);
+  }
+  return signers;
+}
+
+CheckOutcome crlCoversChainCheck(const Evaluation& e, const ValidationOptions& o, const MaterialNames& n) {
+  if (!e.crl_given || o.istio_minor < 27) return std::nullopt;
+  if (!*e.crls) {
+    return result("crl_covers_chain", false,
+                  e.crls->error().message + "; istiod 1.27+ parses every PEM block of " + n.crl +
+                      " as a CRL and refuses the whole set (\"failed to parse CRL PEM\")");
+  }
+  if (e.istiod_view ? !e.chain_parsed && !e.pathVerified() : !e.pathVerified()) return std::nullopt;
+  std::string missing;
+  const std::vector<const Certificate*> signers = crlSigners(e);
+  for (const Certificate* s : signers) {
+    const bool covered =
+        std::any_of((*e.crls)->begin(), (*e.crls)->end(), [&](const Crl& crl) { return crlSignedBy(crl, *s); });
+    if (!covered) missing += (missing.empty() ? "" : ", ") + quoted(s->info());
+  }
+  if (!missing.empty()) {
+    return result("crl_covers_chain", false,
+                  n.crl + " has no CRL signed by " + missing + " (istiod: \"missing CRL signed by certificates\"); " +
+                      "add a CRL issued by each certificate of " + n.chain +
+                      " (a signer needs basicConstraints CA:TRUE and, with keyUsage, cRLSign), or remove " + n.crl);
+  }
+  return result("crl_covers_chain", true,
+                std::to_string((*e.crls)->size()) + " CRL(s) cover the " + std::to_string(signers.size()) +
+                    " certificate(s) of " + n.chain);
+}
+
+CheckOutcome crlCurrentCheck(const Evaluation& e, const ValidationOptions& o, const MaterialNames& n) {
+  if (!e.crl_given || !e.crls || !*e.crls) return std::nullopt;
+  for (std::size_t i = 0; i < (*e.crls)->size(); ++i) {
+    const CrlInfo& c = (**e.crls)[i].info();
+    const std::string which = n.crl + " CRL " + std::to_string(i + 1) + " (issuer \"" + c.issuer + "\")";
+    if (o.now < c.this_update) {
+      return agentResult("crl_current", false,
+                         which + " is not valid before " + formatTime(c.this_update) + " (now " + formatTime(o.now) +
+                             "); check the clocks of this node and of the CRL issuer");
+    }
+    if (c.next_update && o.now > *c.next_update) {
+      return agentResult("crl_current", false,
+                         which + " expired at " + formatTime(*c.next_update) + " (nextUpdate; now " +
+                             formatTime(o.now) + "); Envoy then rejects every peer certificate of that chain, "
+                             "revoked or not: publish a fresh CRL");
+    }
+  }
+  return agentResult("crl_current", true, std::to_string((*e.crls)->size()) + " CRL(s) inside their update window");
 }
 
 void verifyPath(Evaluation& e, const ValidationOptions& o) {
@@ -416,8 +482,9 @@ void runChecks(const CaMaterial& m, const ValidationOptions& o, Evaluation& e) {
   const CheckOutcome outcomes[] = {
       keyTypeSupportedCheck(e),           keyMatchesCertCheck(e, n),       caBasicConstraintsCheck(e),
       keyCertSignCheck(e),                validityWindowCheck(e, o, n),    minRemainingLifetimeCheck(e, o),
-      ekuAllowsServerAuthCheck(e),        signatureAlgorithmAcceptedCheck(e), rootsSelfSignedCaCheck(e, n),
-      chainVerifiesToRootCheck(e, n),     chainStartsWithCaCertCheck(e, n),
+      ekuAllowsServerAuthCheck(e),        signatureAlgorithmAcceptedCheck(e), rootsSelfSignedCheck(e, n),
+      chainVerifiesToRootCheck(e, n),     chainStartsWithCaCertCheck(e, n),   crlCoversChainCheck(e, o, n),
+      crlCurrentCheck(e, o, n),
   };
   for (const CheckOutcome& outcome : outcomes) {
     if (outcome) e.report.checks.push_back(*outcome);
@@ -428,6 +495,9 @@ Evaluation evaluate(const CaMaterial& m, const ValidationOptions& o, bool istiod
   Evaluation e;
   e.istiod_view = istiod_view;
   parseInputs(m, e);
+  // istiod reads the CRL file when it has any bytes at all, whitespace included.
+  e.crl_given = !m.crl_pem.empty();
+  if (e.crl_given) e.crls = parseCrls(m.crl_pem, m.names.crl);
   runChecks(m, o, e);
   if (e.ca) e.report.ca_cert = e.ca->cert.info();
   if (e.chain_parsed) {
@@ -450,6 +520,20 @@ const CheckResult* BundleReport::firstFailure() const {
   return nullptr;
 }
 
+const CheckResult* BundleReport::firstFailure(Policy policy) const {
+  for (const CheckResult& c : checks) {
+    if (!c.ok && c.policy == policy) return &c;
+  }
+  return nullptr;
+}
+
+const std::vector<std::string>& agentPolicyNames() {
+  static const std::vector<std::string> kNames = {
+      "key_type_supported",         "key_cert_sign",     "min_remaining_lifetime",    "eku_allows_server_auth",
+      "signature_algorithm_accepted", "roots_self_signed", "chain_starts_with_ca_cert", "crl_current"};
+  return kNames;
+}
+
 BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o) {
   return evaluate(m, o, /*istiod_view=*/true).report;
 }
@@ -465,15 +549,20 @@ Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const Validatio
   for (const CheckResult& c : e.report.checks) {
     // Assembly repairs the chain order, so a given chain that does not start with ca-cert
     // is not a reason to refuse.
-    if (!c.ok && c.name != "chain_starts_with_ca_cert") {
-      return Error{ErrorCode::kValidation, "check " + c.name + " failed: " + c.detail};
-    }
+    if (c.ok || c.name == "chain_starts_with_ca_cert") continue;
+    const bool relaxed = c.policy == Policy::kAgent &&
+                         std::find(o.relaxed.begin(), o.relaxed.end(), c.name) != o.relaxed.end();
+    if (relaxed) continue;
+    std::string message = "check " + c.name + " failed: " + c.detail;
+    if (c.policy == Policy::kAgent) message += " (--relax-policy " + c.name + " accepts it)";
+    return Error{ErrorCode::kValidation, std::move(message)};
   }
   if (!e.ca || !e.key || !e.pathVerified()) {
     return Error{ErrorCode::kInternal, "CA bundle validation ended without a verified path"};
   }
-  ValidatedBundle out{e.path(), {}, *e.key, m.key_pem, {}};
+  ValidatedBundle out{e.path(), {}, *e.key, m.key_pem, {}, {}};
   for (const Member& r : e.roots) out.roots.push_back(r.cert);
+  if (e.crls && *e.crls) out.crls = **e.crls;
   return out;
 }
 
@@ -483,8 +572,8 @@ Result<ValidatedBundle> withRootFile(ValidatedBundle bundle, std::string root_fi
   for (Certificate& c : given) {
     const Member member{"root-cert certificate " + std::to_string(roots.size() + 1), c};
     if (std::string problem = rootProblem(member); !problem.empty()) {
-      return Error{ErrorCode::kValidation, "check roots_self_signed_ca failed: " + problem +
-                                               "root-cert must hold only self-signed root CA certificates"};
+      return Error{ErrorCode::kValidation, "check roots_self_signed failed: " + problem +
+                                               "root-cert must hold only self-signed root certificates"};
     }
     const bool seen = std::any_of(roots.begin(), roots.end(), [&](const Certificate& r) { return r.sameAs(c); });
     if (!seen) roots.push_back(std::move(c));

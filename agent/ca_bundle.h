@@ -21,10 +21,19 @@
 //                                 the verified path, [agent] for certificates off it
 //   signature_algorithm_accepted  no SHA-1/MD5 signature on non-self-signed certificates
 //                                 (Go rejects them); [istiod] on the path, [agent] off it
-//   roots_self_signed_ca          [agent] every root is self-signed and CA:TRUE
+//   roots_self_signed             [agent] every root is self-signed (a root need not be a CA:
+//                                 istiod, like Go, trusts an X.509 v1 root or one without
+//                                 basicConstraints as an anchor)
 //   chain_verifies_to_root        [istiod] ca-cert verifies through the chain to a root at `now`
-//   chain_starts_with_ca_cert     [agent] a given cert-chain begins with ca-cert (istiod takes
-//                                 the first chain certificate as "the CA cert" for TTL/expiry)
+//   chain_starts_with_ca_cert     [agent] a given cert-chain begins with ca-cert (istiod reads
+//                                 the chain as an unordered pool, but clamps workload
+//                                 certificate lifetimes by the first one's NotAfter)
+//   crl_covers_chain              [istiod 1.27+] when ca-crl is given and not empty: every PEM
+//                                 block is a CRL, and every certificate of cert-chain signed
+//                                 one of them (Go's CheckSignatureFrom: CA, cRLSign)
+//   crl_current                   [agent] every CRL is inside thisUpdate..nextUpdate at `now`
+//                                 (Envoy rejects every peer of a chain whose CRL expired)
+// Agent checks refuse only where the caller does not relax them (ValidationOptions::relaxed).
 // Messages name the input (CaMaterial::names), the certificate subject and what to fix;
 // they never contain key bytes or PEM bodies.
 #pragma once
@@ -48,6 +57,7 @@ struct MaterialNames {
   std::string key = "ca-key";
   std::string chain = "cert-chain";
   std::string root = "root-cert";
+  std::string crl = "ca-crl";
 };
 
 struct CaMaterial {
@@ -56,6 +66,7 @@ struct CaMaterial {
   Secret key_pem;         // PKCS#1, SEC1 or PKCS#8, unencrypted
   std::string chain_pem;  // optional: intermediates (with or without ca-cert and root)
   std::string root_pem;   // optional: one or more self-signed roots
+  std::string crl_pem;    // optional: CRLs, one signed by each certificate of the chain
   MaterialNames names;
 };
 
@@ -74,6 +85,8 @@ struct ValidatedBundle {
   // Exact bytes for the root file, when they must be kept (istiod < 1.30 compares root
   // files byte for byte: see withRootFile). Empty: the canonical PEM of `roots`.
   std::string root_file;
+  // Published as ca-crl.pem when not empty; judged by crl_covers_chain against `path`.
+  std::vector<Crl> crls;
 
   const Certificate& caCert() const { return path.front(); }
   const CertInfo& info() const { return path.front().info(); }  // ca-cert's facts
@@ -85,7 +98,13 @@ struct ValidatedBundle {
 struct ValidationOptions {
   SystemTime now;                                     // the caller's clock; never read here
   Duration min_remaining = defaults::kMinRemaining;
+  int istio_minor = defaults::kIstioMinor;            // istiod 1.<minor>: which rules apply
+  // Agent checks (Policy::kAgent) that assembleAndValidate does not refuse on (--relax-policy).
+  std::vector<std::string> relaxed;
 };
+
+// The checks of Policy::kAgent, which --relax-policy may name.
+const std::vector<std::string>& agentPolicyNames();
 
 // Whose rule a check applies (see the list at the top of this file).
 enum class Policy { kIstiod, kAgent };
@@ -114,6 +133,8 @@ struct BundleReport {
   bool istiodWouldLoad() const;
   // The first failed check, or nullptr.
   const CheckResult* firstFailure() const;
+  // The first failed check of the given policy, or nullptr.
+  const CheckResult* firstFailure(Policy policy) const;
 };
 
 // Runs every check it can (it does not stop at the first failure) — for
@@ -131,13 +152,14 @@ BundleReport inspectBundle(const CaMaterial& m, const ValidationOptions& o);
 // verified path ca-cert..root: a chain that does not start with ca-cert gets it prepended,
 // intermediates come in leaf-to-root order, the anchoring root comes last, and chain
 // certificates not on the path are left out. (So chain_starts_with_ca_cert never fails
-// here: the assembled chain always starts with ca-cert.) Every input is parsed once; the
-// result holds the parsed objects.
+// here: the assembled chain always starts with ca-cert, and crl_covers_chain judges that
+// chain.) Refuses on every failed istiod check and on every failed agent check not in
+// o.relaxed. Every input is parsed once; the result holds the parsed objects.
 Result<ValidatedBundle> assembleAndValidate(const CaMaterial& m, const ValidationOptions& o);
 
 // `bundle` with another root file, kept byte for byte (the root rotation decides root
 // bytes: see agent/root_policy.h). The path and key were validated already; this checks
-// what the new roots change: every root parses, is a self-signed CA, one of them anchors
+// what the new roots change: every root parses and is self-signed, one of them anchors
 // the path, and the path is still valid at `now`. kValidation naming the failure.
 Result<ValidatedBundle> withRootFile(ValidatedBundle bundle, std::string root_file, SystemTime now);
 

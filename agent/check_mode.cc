@@ -52,12 +52,21 @@ int runCheck(const Config& config, Clock& clock) {
   ValidationOptions options;
   options.now = now;
   options.min_remaining = config.min_remaining;
+  options.istio_minor = config.istio_minor;
   const BundleReport report = inspectBundle(*material, options);
+  const CheckResult* istiod_refusal = report.firstFailure(Policy::kIstiod);
+  const CheckResult* agent_refusal = report.firstFailure(Policy::kAgent);
+  // istiod's verdict decides; the agent's stricter policies only when asked to (--policy).
+  const int code = istiod_refusal != nullptr ? 5 : (agent_refusal != nullptr && config.policy_fatal) ? 7 : 0;
+  const std::string istiod_release = "1." + std::to_string(config.istio_minor);
   if (config.json) {
     nlohmann::json j = {{"dir", config.dir},
                         {"layout", toString(layout)},
-                        {"accepted", report.ok()},
-                        {"istiod_would_load", report.istiodWouldLoad()}};
+                        {"istio_version", istiod_release},
+                        {"accepted", code == 0},
+                        {"istiod_would_load", istiod_refusal == nullptr},
+                        {"agent_policy_ok", agent_refusal == nullptr},
+                        {"exit_code", code}};
     if (report.ca_cert) j["ca_cert"] = certJson(*report.ca_cert, now);
     j["chain"] = nlohmann::json::array();
     for (const auto& c : report.chain) j["chain"].push_back(certJson(c, now));
@@ -69,23 +78,36 @@ int runCheck(const Config& config, Clock& clock) {
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    // A set that only this agent's stricter policy refuses is said to be so: istiod would
-    // load it, and the operator should know which rule is whose.
-    const char* verdict = report.ok()                 ? "istiod would accept it"
-                          : report.istiodWouldLoad() ? "NOT ACCEPTABLE (istiod would load it, but it fails this agent's policy)"
-                                                     : "NOT ACCEPTABLE (istiod would refuse it)";
-    std::printf("%s (%s layout): %s\n", config.dir.c_str(), std::string(toString(layout)).c_str(), verdict);
+    // Two verdicts, istiod's first: what istiod would do decides, this agent's stricter
+    // policies are warnings unless --policy makes them fatal.
+    std::printf("%s (%s layout): istiod %s would %s\n", config.dir.c_str(), std::string(toString(layout)).c_str(),
+                istiod_release.c_str(), istiod_refusal == nullptr ? "accept it" : "REFUSE it");
+    if (istiod_refusal != nullptr) {
+      std::printf("  istiod's reason: %s: %s\n", istiod_refusal->name.c_str(), istiod_refusal->detail.c_str());
+    }
+    std::size_t warnings = 0;
+    for (const auto& c : report.checks) warnings += (!c.ok && c.policy == Policy::kAgent) ? 1 : 0;
+    if (warnings > 0) {
+      std::printf("agent policy: %zu %s (%s)\n", warnings, warnings == 1 ? "warning" : "warnings",
+                  config.policy_fatal ? "fatal with --policy" : "istiod does not apply these; --policy makes them fatal");
+      for (const auto& c : report.checks) {
+        if (!c.ok && c.policy == Policy::kAgent) std::printf("  [WARN] %s: %s\n", c.name.c_str(), c.detail.c_str());
+      }
+    } else {
+      std::printf("agent policy: no warnings\n");
+    }
     if (report.ca_cert) printCert("signing certificate", *report.ca_cert, now);
     for (std::size_t i = 0; i < report.roots.size(); ++i) {
       printCert(("root " + std::to_string(i + 1)).c_str(), report.roots[i], now);
     }
     std::printf("checks\n");
     for (const auto& c : report.checks) {
-      std::printf("  [%s] %s (%s rule)%s%s\n", c.ok ? "ok  " : "FAIL", c.name.c_str(),
-                  std::string(toString(c.policy)).c_str(), c.detail.empty() ? "" : ": ", c.detail.c_str());
+      const char* mark = c.ok ? "ok  " : c.policy == Policy::kAgent && !config.policy_fatal ? "WARN" : "FAIL";
+      std::printf("  [%s] %s (%s rule)%s%s\n", mark, c.name.c_str(), std::string(toString(c.policy)).c_str(),
+                  c.detail.empty() ? "" : ": ", c.detail.c_str());
     }
   }
-  return report.ok() ? 0 : 5;
+  return code;
 }
 
 }  // namespace cacerts

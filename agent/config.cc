@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -73,6 +74,52 @@ Result<unsigned> parseOctalMode(const std::string& text) {
   if (mode > 0777) return Error{ErrorCode::kInvalidArgument, "must be at most 0777 (got \"" + text + "\")"};
   return static_cast<unsigned>(mode);
 }
+
+// "1.27" or "1.27.3" (a leading "v" allowed) -> 27, for the releases whose rules are known.
+Result<int> parseIstioVersion(const std::string& text) {
+  std::string_view v = text;
+  if (v.starts_with("v")) v.remove_prefix(1);
+  int minor = -1;
+  if (v.starts_with("1.")) {
+    v.remove_prefix(2);
+    const std::size_t digits = v.find_first_not_of("0123456789");
+    const std::string_view number = v.substr(0, digits);
+    const std::string_view rest = digits == std::string_view::npos ? std::string_view() : v.substr(digits);
+    const bool patch_ok = rest.empty() || (rest.size() > 1 && rest[0] == '.' &&
+                                           rest.find_first_not_of("0123456789", 1) == std::string_view::npos);
+    if (!number.empty() && number.size() <= 3 && patch_ok) minor = std::stoi(std::string(number));
+  }
+  if (minor < defaults::kOldestIstioMinor || minor > defaults::kIstioMinor) {
+    return Error{ErrorCode::kInvalidArgument, "must be an Istio release from 1." + std::to_string(defaults::kOldestIstioMinor) +
+                                                  " to 1." + std::to_string(defaults::kIstioMinor) + ", e.g. 1.27 (got \"" +
+                                                  text + "\")"};
+  }
+  return minor;
+}
+
+// A comma-separated list of agent check names (see agentPolicyNames()).
+Result<std::vector<std::string>> parsePolicyList(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string name = text.substr(start, end - start);
+    const auto& known = agentPolicyNames();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return Error{ErrorCode::kInvalidArgument,
+                   "names an unknown agent policy \"" + name + "\"; the policies this agent adds to istiod's rules are: " +
+                       list + " (istiod's own rules cannot be relaxed)"};
+    }
+    out.push_back(name);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string istioVersionText(int minor) { return "1." + std::to_string(minor); }
 
 // The vault CLI's variable for --vault-* options (e.g. --vault-cacert <-> VAULT_CACERT),
 // CACERTS_AGENT_<OPTION> for every other option, and for --vault-allow-http, which the
@@ -177,12 +224,22 @@ void addVaultOptions(CLI::App* app, Config& c) {
   opt(app, "--token-file", c.auth.token_file, "File holding a Vault token (token auth; else VAULT_TOKEN)");
 }
 
+// Which istiod judges the material: its rules differ by release (ca-crl.pem from 1.27).
+void addJudgementOptions(CLI::App* app, Config& c) {
+  typedOpt(app, "--istio-version", c.istio_minor, parseIstioVersion, istioVersionText(c.istio_minor), "1.MINOR",
+           "The istiod release whose rules apply, 1." + std::to_string(defaults::kOldestIstioMinor) + " to 1." +
+               std::to_string(defaults::kIstioMinor));
+}
+
 void addSourceAndOutputOptions(CLI::App* app, Config& c) {
   choiceOpt(app, "--source", c.source, kSources, "kv | pki");
   opt(app, "--kv-cert", c.kv_cert, "Signing certificate: [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-key", c.kv_key, "Signing key: [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-chain", c.kv_chain, "Optional chain (signing cert first): [vault:]<path>#<field>[#<version>]");
   opt(app, "--kv-root", c.kv_root, "Optional root bundle: [vault:]<path>#<field>[#<version>]");
+  opt(app, "--kv-crl", c.kv_crl,
+      "Optional CRLs published as ca-crl.pem, one signed by each certificate of the chain: "
+      "[vault:]<path>#<field>[#<version>] (istio layout, istiod 1.27+)");
   opt(app, "--pki-sign-path", c.pki.sign_path, "PKI endpoint that signs the intermediate: <mount>/root/sign-intermediate or <mount>/issuer/<ref>/sign-intermediate");
   opt(app, "--pki-root-mount", c.pki.root_mount, "PKI mount whose unexpired self-signed issuers are the trust bundle, e.g. pki when signing from pki_int (default: the signing mount)");
   opt(app, "--pki-generate-path", c.pki.generate_path, "Use <mount>/intermediate/generate/exported instead of a local key (not recommended)");
@@ -203,6 +260,9 @@ void addSourceAndOutputOptions(CLI::App* app, Config& c) {
            "Octal file mode of the private key file: 0600, 0400, 0640 or 0440");
   durationOpt(app, "--timeout", c.timeout, "How long init retries transient Vault failures before giving up");
   durationOpt(app, "--min-remaining", c.min_remaining, "Refuse material whose remaining lifetime is shorter than this");
+  addJudgementOptions(app, c);
+  typedOpt(app, "--relax-policy", c.relax_policy, parsePolicyList, "", "NAME[,NAME...]",
+           "Agent policies (checks stricter than istiod) that do not refuse material, e.g. key_cert_sign");
 }
 
 void addLogOptions(CLI::App* app, Config& c) {
@@ -303,6 +363,9 @@ ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {
     opt(sub, "--dir", c.dir, "Directory to check");
     boolFlag(sub, "--json", c.json, "Print the report as JSON");
     durationOpt(sub, "--min-remaining", c.min_remaining, "Report material with less remaining lifetime as not acceptable");
+    addJudgementOptions(sub, c);
+    boolFlag(sub, "--policy", c.policy_fatal,
+             "Fail (exit 7) also when only this agent's stricter policies refuse the directory");
     addLogOptions(sub, c);
   }
   if (chosen == "rotate") opt(sub, "--listen", c.sidecar.listen, "The sidecar's --listen address");
@@ -380,7 +443,8 @@ Status validate(const Config& c) {
       {"--auth-mount", c.auth.mount},          {"--auth-role", c.auth.role},
       {"--approle-role-id", c.auth.role_id},   {"--kv-cert", c.kv_cert},
       {"--kv-key", c.kv_key},                  {"--kv-chain", c.kv_chain},
-      {"--kv-root", c.kv_root},                {"--pki-sign-path", c.pki.sign_path},
+      {"--kv-root", c.kv_root},                {"--kv-crl", c.kv_crl},
+      {"--pki-sign-path", c.pki.sign_path},
       {"--pki-generate-path", c.pki.generate_path}, {"--pki-root-mount", c.pki.root_mount},
       {"--common-name", c.pki.common_name},
       {"--organization", c.pki.organization},  {"--uri-sans", c.pki.uri_sans},
@@ -411,6 +475,21 @@ Status validate(const Config& c) {
     return bad(flagAndEnv("--key-mode") + " " + octalText(c.key_mode) +
                " is refused for the CA key: use 0600, 0400, 0640 or 0440 (owner read, at most group read, "
                "nobody else, no write for group or others)");
+  }
+  if (!c.kv_crl.empty()) {
+    // Each replica of a PKI source holds its own intermediate: a CRL set from one replica
+    // would lack the others' signers, and istiod refuses a CRL set that misses a signer.
+    if (c.source != Source::kKv) {
+      return bad(flagAndEnv("--kv-crl") + " works with --source kv only: with --source pki every istiod replica "
+                 "signs with its own intermediate, and no CRL set can name them all without shared state");
+    }
+    if (c.layout != Layout::kIstio) {
+      return bad(flagAndEnv("--kv-crl") + " needs --layout istio: istiod reads ca-crl.pem only next to the *.pem files");
+    }
+    if (c.istio_minor < 27) {
+      return bad(flagAndEnv("--kv-crl") + " needs istiod 1.27 or later (--istio-version " +
+                 istioVersionText(c.istio_minor) + "): older releases never read ca-crl.pem");
+    }
   }
   if (c.source == Source::kKv) {
     if (c.kv_cert.empty() || c.kv_key.empty()) return bad("--source kv needs --kv-cert and --kv-key");

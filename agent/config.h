@@ -85,6 +85,7 @@ struct Config {
 
   Source source = Source::kKv;
   std::string kv_cert, kv_key, kv_chain, kv_root;
+  std::string kv_crl;  // optional ca-crl.pem (KV source, istio layout, istiod 1.27+)
   PkiSettings pki;
   Duration pki_ttl = defaults::kPkiTtl;  // --ttl
 
@@ -97,7 +98,10 @@ struct Config {
   std::string log_format = "text";
   std::string log_level = "info";
 
-  bool json = false;  // check --json
+  int istio_minor = defaults::kIstioMinor;  // --istio-version 1.<minor>
+  std::vector<std::string> relax_policy;   // agent checks that do not refuse (init, sidecar)
+  bool json = false;          // check --json
+  bool policy_fatal = false;  // check --policy: agent policy failures fail the check (exit 7)
   SidecarSettings sidecar;
 };
 

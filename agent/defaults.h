@@ -23,6 +23,9 @@ inline constexpr Duration kConfirmTimeout = std::chrono::seconds(10);     // --c
 inline constexpr Duration kRotateMinInterval = std::chrono::seconds(10);  // --rotate-min-interval
 inline constexpr Duration kRootPropagation = std::chrono::hours(24);      // --root-propagation
 inline constexpr Duration kRootRetire = std::chrono::hours(24);           // --root-retire
+// --istio-version: the istiod whose rules are applied; the newest release this agent knows.
+inline constexpr int kIstioMinor = 31;
+inline constexpr int kOldestIstioMinor = 20;
 inline constexpr const char* kIstiodMetricsUrl = "http://127.0.0.1:15014/metrics";  // --istiod-metrics-url
 
 }  // namespace cacerts::defaults

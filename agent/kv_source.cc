@@ -111,6 +111,7 @@ Result<CaMaterial> KvSource::loadUnguarded() {
   std::vector<Wanted> wanted = {{&refs_.cert, "--kv-cert"}, {&refs_.key, "--kv-key"}};
   if (refs_.chain) wanted.push_back({&*refs_.chain, "--kv-chain"});
   if (refs_.root) wanted.push_back({&*refs_.root, "--kv-root"});
+  if (refs_.crl) wanted.push_back({&*refs_.crl, "--kv-crl"});
 
   // One read per (secret, version): fields of one secret always come from the same write.
   std::map<std::string, nlohmann::json> secrets;
@@ -135,6 +136,7 @@ Result<CaMaterial> KvSource::loadUnguarded() {
     if (w.ref == &refs_.key) m.key_pem = Secret(value);
     else if (w.ref == &refs_.cert) m.cert_pem = value;
     else if (refs_.chain && w.ref == &*refs_.chain) m.chain_pem = value;
+    else if (refs_.crl && w.ref == &*refs_.crl) m.crl_pem = value;
     else m.root_pem = value;
   }
   // The JSON copies of the key are wiped before they are freed.
@@ -157,6 +159,7 @@ Result<std::optional<std::string>> KvSource::versionStampUnguarded() {
   std::vector<const KvRef*> refs = {&refs_.cert, &refs_.key};
   if (refs_.chain) refs.push_back(&*refs_.chain);
   if (refs_.root) refs.push_back(&*refs_.root);
+  if (refs_.crl) refs.push_back(&*refs_.crl);
   // One metadata read per secret: fields of one secret share a version, and reading it
   // twice could straddle a write and report a change that is already over.
   std::map<std::string, std::string> versions;  // metadata path (or pinned ref) -> version

@@ -18,7 +18,7 @@ namespace cacerts {
 
 struct KvRefs {
   KvRef cert, key;
-  std::optional<KvRef> chain, root;
+  std::optional<KvRef> chain, root, crl;
 };
 
 // Where one secret lives once its mount is known.

@@ -17,7 +17,7 @@ LayoutNames layoutNames(Layout layout) {
 std::string_view toString(Layout layout) { return layout == Layout::kTls ? "tls" : "istio"; }
 
 std::vector<std::string> allLayoutNames() {
-  return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", "tls.crt", "tls.key", "ca.crt"};
+  return {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", kCrlFile, "tls.crt", "tls.key", "ca.crt"};
 }
 
 std::vector<OutputFile> filesFor(const ValidatedBundle& b, Layout layout, unsigned key_mode, BundleText& text) {
@@ -36,10 +36,13 @@ std::vector<OutputFile> filesFor(const ValidatedBundle& b, Layout layout, unsign
   }
   text.cert = b.caCert().pem();
   text.chain = toPem(b.path);
-  return {{n.cert, text.cert, 0644},
-          {n.key, b.key_pem.view(), kmode},
-          {n.chain, text.chain, 0644},
-          {n.root, text.root, 0644}};
+  std::vector<OutputFile> files = {{n.cert, text.cert, 0644},
+                                   {n.key, b.key_pem.view(), kmode},
+                                   {n.chain, text.chain, 0644},
+                                   {n.root, text.root, 0644}};
+  text.crl = toPem(b.crls);
+  if (!text.crl.empty()) files.push_back({kCrlFile, text.crl, 0644});
+  return files;
 }
 
 namespace {
@@ -66,6 +69,8 @@ Result<CaMaterial> materialFrom(const std::map<std::string, Secret>& files, cons
   m.root_pem = std::string(files.at(n.root).view());
   if (!n.chain.empty()) m.chain_pem = std::string(files.at(n.chain).view());
   else m.chain_pem = m.cert_pem + m.root_pem;  // what istiod serves for the tls layout
+  // istiod looks for ca-crl.pem only next to the *.pem files.
+  if (!tls && files.count(kCrlFile) != 0) m.crl_pem = std::string(files.at(kCrlFile).view());
   return m;
 }
 

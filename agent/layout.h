@@ -17,6 +17,9 @@ namespace cacerts {
 
 enum class Layout { kIstio, kTls };
 
+// Optional CRL file of the istio layout (istiod 1.27+; the tls layout has none).
+inline constexpr const char* kCrlFile = "ca-crl.pem";
+
 struct LayoutNames {
   std::string cert, key, chain, root;  // chain is empty for the tls layout
 };
@@ -33,9 +36,11 @@ struct BundleText {
   std::string cert;   // ca-cert alone (istio layout); ca-cert and intermediates (tls.crt)
   std::string chain;  // the verified path ca-cert..root (istio layout only)
   std::string root;   // bundle.root_file, or the canonical PEM of bundle.roots
+  std::string crl;    // the CRLs (istio layout only); no ca-crl.pem when empty
 };
 
-// Files to publish for a validated bundle, serialised from its typed objects into `text`.
+// Files to publish for a validated bundle, serialised from its typed objects into `text`;
+// ca-crl.pem only when the bundle carries CRLs (istio layout).
 // The files view into `text` and into `bundle` (the key): keep both alive and in place
 // while publishing. The key file gets key_mode, every other file 0644.
 std::vector<OutputFile> filesFor(const ValidatedBundle& bundle, Layout layout, unsigned key_mode, BundleText& text);

@@ -30,16 +30,23 @@ Result<DirLock> lockOutputDir(AtomicDirWriter& writer, std::string_view mode, Cl
   return lock;
 }
 
-Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirWriter& writer, const Config& config,
-                                          SystemTime now) {
+ValidationOptions validationOptionsFor(const Config& config, SystemTime now) {
   ValidationOptions options;
   options.now = now;
   options.min_remaining = config.min_remaining;
+  options.istio_minor = config.istio_minor;
+  options.relaxed = config.relax_policy;
+  return options;
+}
+
+Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirWriter& writer, const Config& config,
+                                          SystemTime now) {
+  const ValidationOptions options = validationOptionsFor(config, now);
   ASSIGN_OR_RETURN(ValidatedBundle bundle, assembleAndValidate(material, options));
   BundleText text;
   const std::vector<OutputFile> files = filesFor(bundle, config.layout, config.key_mode, text);
   PublishOutcome out;
-  ASSIGN_OR_RETURN(out.result, writer.publish(files));
+  ASSIGN_OR_RETURN(out.result, writer.publish(files, allLayoutNames()));
   out.ca_cert = bundle.info();
   for (const Certificate& r : bundle.roots) out.roots.push_back(r.info());
   return out;
@@ -55,6 +62,9 @@ Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& 
     }
     if (!config.kv_root.empty()) {
       ASSIGN_OR_RETURN(refs.root, parseKvRef(config.kv_root, "--kv-root"));
+    }
+    if (!config.kv_crl.empty()) {
+      ASSIGN_OR_RETURN(refs.crl, parseKvRef(config.kv_crl, "--kv-crl"));
     }
     return std::unique_ptr<CaSource>(std::make_unique<KvSource>(vault, std::move(refs)));
   }

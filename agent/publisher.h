@@ -35,6 +35,10 @@ inline constexpr Duration kOutputLockWait = std::chrono::seconds(10);
 // Errors: kOutput naming the holder, or the cleanup failure.
 Result<DirLock> lockOutputDir(AtomicDirWriter& writer, std::string_view mode, Clock& clock);
 
+// The rules a configuration asks for at `now`: --min-remaining, --istio-version and
+// --relax-policy.
+ValidationOptions validationOptionsFor(const Config& config, SystemTime now);
+
 // Validates `material` (istiod's rules plus --min-remaining at `now`) and publishes it.
 // Errors: kValidation naming the failed check; kOutput from the writer.
 Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirWriter& writer, const Config& config,

@@ -151,7 +151,7 @@ void Rotator::adopt() {
     }
     return;
   }
-  ValidationOptions options;
+  ValidationOptions options = settings_.validation;
   options.now = clock_.now();
   options.min_remaining = Duration::zero();  // only "valid now": renewal time decides the rest
   Result<ValidatedBundle> bundle = assembleAndValidate(*published, options);
@@ -360,7 +360,7 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
   // validated once here, and only its root file changes below.
   std::optional<ValidatedBundle> validated;
   if (candidate) {
-    ValidationOptions options;
+    ValidationOptions options = settings_.validation;
     options.now = now;
     options.min_remaining = settings_.min_remaining;
     ASSIGN_OR_RETURN(validated, assembleAndValidate(*candidate, options));
@@ -412,7 +412,7 @@ Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, const R
   PublishResult result;
   {
     std::lock_guard<std::mutex> lock(publish_mu_);
-    ASSIGN_OR_RETURN(result, writer_.publish(files));
+    ASSIGN_OR_RETURN(result, writer_.publish(files, allLayoutNames()));
   }
 
   Applied out;
@@ -514,6 +514,12 @@ void Rotator::updateMetrics() {
     for (const auto& r : current_->bundle.roots) earliest = std::min(earliest, r.info().not_after);
     metrics_.setGauge(kMetricRootCertExpiry, epochSeconds(earliest));
   }
+  std::optional<SystemTime> crl_expiry;
+  for (const Crl& crl : current_->bundle.crls) {
+    const std::optional<SystemTime>& next = crl.info().next_update;
+    if (next && (!crl_expiry || *next < *crl_expiry)) crl_expiry = next;
+  }
+  if (crl_expiry) metrics_.setGauge(kMetricCrlNextUpdate, epochSeconds(*crl_expiry));
   metrics_.setGauge(kMetricNextRenewal, epochSeconds(renewalDue()));
   metrics_.setGauge(kMetricRootRotationPhase, static_cast<double>(static_cast<int>(current_->state.phase)));
 }

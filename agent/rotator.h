@@ -62,6 +62,8 @@ struct RotatorSettings {
   Layout layout = Layout::kIstio;
   unsigned key_mode = 0600;
   Duration min_remaining = defaults::kMinRemaining;  // for fresh candidates
+  // --istio-version and --relax-policy; `now` and `min_remaining` are set at each use.
+  ValidationOptions validation;
   Duration poll_interval = defaults::kKvPollInterval;  // at least 100 ms
   // true (KV): poll all the time, and load() on every poll when the source has no stamp.
   // false (PKI, whose load() issues a certificate): poll only while a switched root

@@ -200,6 +200,7 @@ RotatorSettings rotatorSettings(const Config& config) {
   r.layout = config.layout;
   r.key_mode = config.key_mode;
   r.min_remaining = config.min_remaining;
+  r.validation = validationOptionsFor(config, SystemTime{});
   r.poll_interval = s.kv_poll_interval;
   r.poll_always = config.source == Source::kKv;
   r.startup_timeout = config.timeout;

@@ -227,7 +227,8 @@ Status AtomicDirWriter::cleanupLeftovers() {
   return ok();
 }
 
-Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& files) {
+Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& files,
+                                               const std::vector<std::string>& reserved) {
   // (1)
   if (files.empty()) return Error{ErrorCode::kInvalidArgument, "publish: no files to publish"};
   std::set<std::string> all, visible;
@@ -244,7 +245,9 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
   }
   Fd dirfd(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd) return osError("open output directory", dir_);
-  for (const auto& name : visible) {
+  std::set<std::string> guarded = visible;
+  guarded.insert(reserved.begin(), reserved.end());
+  for (const auto& name : guarded) {
     struct stat st {};
     if (fstatat(dirfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
@@ -253,8 +256,9 @@ Result<PublishResult> AtomicDirWriter::publish(const std::vector<OutputFile>& fi
     const auto target = linkTarget(dirfd.get(), name);
     if (!target || !target->starts_with(kDataPrefix)) {
       return Error{ErrorCode::kOutput,
-                   fmt::format("{} exists and is not a link into {} (another tool owns it); remove it "
-                               "or publish into another directory",
+                   fmt::format("{} exists and is not a link into {} (another tool owns it, and a reader "
+                               "would take it together with the published files); remove it or publish into "
+                               "another directory",
                                join(dir_, name), kDataPrefix)};
     }
   }

@@ -22,8 +22,8 @@
 //
 // publish() steps, marked // (n) in the code:
 //  (1) validate names (non-empty, no '/', no NUL, not starting with '.', no duplicates) and
-//      refuse a name whose top-level entry is not our own link into ..data/ (someone else
-//      owns that file)
+//      refuse a name (published or reserved) whose top-level entry is not our own link into
+//      ..data/ (someone else owns that file)
 //  (2) if ..data holds exactly these names with identical bytes and modes, skip to (6)
 //      without a new generation (changed=false)
 //  (3) mkdir a new generation "..generations/..<UTC timestamp>.<random>" with mode 0755
@@ -95,9 +95,11 @@ class AtomicDirWriter {
   // and temporary links. Safe to call at every start. Errors: kOutput.
   Status cleanupLeftovers();
 
-  // See the steps above. Errors: kInvalidArgument for a bad name set; kOutput naming the
-  // path and the OS reason ("no space left on device", "read-only file system", ...).
-  Result<PublishResult> publish(const std::vector<OutputFile>& files);
+  // See the steps above. `reserved` names are refused in step (1) like the published ones
+  // when a file of another owner holds them, though they are not published: a reader would
+  // take such a file together with this set. Errors: kInvalidArgument for a bad name set;
+  // kOutput naming the path and the OS reason ("no space left on device", ...).
+  Result<PublishResult> publish(const std::vector<OutputFile>& files, const std::vector<std::string>& reserved = {});
 
   // Reads the published files as a reader sees them: `names` through their top-level
   // links, `hidden_names` from ..data/ directly, all from one generation (retried if a

@@ -18,6 +18,8 @@ void OpenSslFree::operator()(X509_REQ* p) const { X509_REQ_free(p); }
 void OpenSslFree::operator()(X509_NAME* p) const { X509_NAME_free(p); }
 void OpenSslFree::operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
 void OpenSslFree::operator()(X509_STORE* p) const { X509_STORE_free(p); }
+void OpenSslFree::operator()(X509_CRL* p) const { X509_CRL_free(p); }
+void OpenSslFree::operator()(X509_REVOKED* p) const { X509_REVOKED_free(p); }
 void OpenSslFree::operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
 void OpenSslFree::operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 void OpenSslFree::operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }

@@ -41,6 +41,8 @@ struct OpenSslFree {
   void operator()(X509_NAME* p) const;
   void operator()(X509_EXTENSION* p) const;
   void operator()(X509_STORE* p) const;
+  void operator()(X509_CRL* p) const;
+  void operator()(X509_REVOKED* p) const;
   void operator()(X509_STORE_CTX* p) const;
   void operator()(EVP_PKEY* p) const;
   void operator()(EVP_PKEY_CTX* p) const;
@@ -81,6 +83,8 @@ using X509ReqPtr = OpenSslPtr<X509_REQ>;
 using X509NamePtr = OpenSslPtr<X509_NAME>;
 using X509ExtensionPtr = OpenSslPtr<X509_EXTENSION>;
 using X509StorePtr = OpenSslPtr<X509_STORE>;
+using X509CrlPtr = OpenSslPtr<X509_CRL>;
+using X509RevokedPtr = OpenSslPtr<X509_REVOKED>;
 using X509StoreCtxPtr = OpenSslPtr<X509_STORE_CTX>;
 using EvpPkeyPtr = OpenSslPtr<EVP_PKEY>;
 using EvpPkeyCtxPtr = OpenSslPtr<EVP_PKEY_CTX>;

@@ -382,10 +382,13 @@ CertInfo describeCertificate(X509* x) {
   // X509_get_extension_flags also caches the parsed extensions (EXFLAG_INVALID on a
   // malformed one, in which case the flags below stay false).
   const uint32_t flags = X509_get_extension_flags(x);
+  info.version = static_cast<int>(X509_get_version(x)) + 1;
+  info.has_basic_constraints = (flags & EXFLAG_BCONS) != 0;
   info.is_ca = (flags & EXFLAG_BCONS) != 0 && (flags & EXFLAG_CA) != 0;
   info.path_len = info.is_ca ? static_cast<int>(X509_get_pathlen(x)) : -1;
   info.has_key_usage = (flags & EXFLAG_KUSAGE) != 0;
   info.key_cert_sign = info.has_key_usage && (X509_get_key_usage(x) & KU_KEY_CERT_SIGN) != 0;
+  info.crl_sign = info.has_key_usage && (X509_get_key_usage(x) & KU_CRL_SIGN) != 0;
 
   int critical = 0;
   ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, &critical, nullptr)));
@@ -682,6 +685,22 @@ Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec) {
 // ---------------------------------------------------------------------------------------
 // Verification
 
+namespace {
+
+// OpenSSL refuses a v3 trust anchor without basicConstraints ("invalid CA certificate");
+// istiod's Go verifier never asks an anchor to be a CA. Only that error, and only for a
+// certificate that came from the trust store, is forgiven.
+int acceptAnyTrustAnchor(int ok, X509_STORE_CTX* ctx) {
+  if (ok == 1 || X509_STORE_CTX_get_error(ctx) != X509_V_ERR_INVALID_CA) return ok;
+  const int depth = X509_STORE_CTX_get_error_depth(ctx);
+  const STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
+  const bool is_anchor = chain != nullptr && depth == sk_X509_num(chain) - 1 &&
+                         depth >= X509_STORE_CTX_get_num_untrusted(ctx);
+  return is_anchor ? 1 : ok;
+}
+
+}  // namespace
+
 Result<std::vector<Certificate>> verifyChain(const Certificate& leaf, const std::vector<Certificate>& intermediates,
                                              const std::vector<Certificate>& roots, SystemTime at) {
   ErrorQueueScope errors;
@@ -702,6 +721,7 @@ Result<std::vector<Certificate>> verifyChain(const Certificate& leaf, const std:
   if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf.raw(), untrusted.get()) != 1) return internal();
   // Sets X509_V_FLAG_USE_CHECK_TIME: validity is judged at `at`, not at OpenSSL's now.
   X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), toTimeT(at));
+  X509_STORE_CTX_set_verify_cb(ctx.get(), acceptAnyTrustAnchor);
 
   if (X509_verify_cert(ctx.get()) != 1) {
     const int error = X509_STORE_CTX_get_error(ctx.get());
@@ -743,6 +763,73 @@ std::string formatTime(SystemTime t) {
   std::array<char, 32> buf{};
   const std::size_t n = std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return std::string(buf.data(), n);
+}
+
+// ---------------------------------------------------------------------------------------
+// CRLs
+
+Crl Crl::adopt(X509CrlPtr crl) {
+  ErrorQueueScope errors;
+  CrlInfo info;
+  info.issuer = nameToString(X509_CRL_get_issuer(crl.get()));
+  info.this_update = fromAsn1Time(X509_CRL_get0_lastUpdate(crl.get()));
+  if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get()); next != nullptr) info.next_update = fromAsn1Time(next);
+  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  info.revoked = revoked == nullptr ? 0 : static_cast<std::size_t>(sk_X509_REVOKED_num(revoked));
+  return Crl(std::make_shared<const Shared>(Shared{std::move(crl), std::move(info)}));
+}
+
+std::string Crl::pem() const {
+  ErrorQueueScope errors;
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), raw()) != 1) return {};
+  return bioToString(bio.get());
+}
+
+std::string toPem(const std::vector<Crl>& crls) {
+  std::string out;
+  for (const Crl& c : crls) out += c.pem();
+  return out;
+}
+
+Result<std::vector<Crl>> parseCrls(std::string_view pem, std::string_view what) {
+  ErrorQueueScope errors;
+  if (pem.size() > kMaxPemBytes) return validationError(std::string(what) + ": larger than 16 MiB");
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return Error{ErrorCode::kInternal, "out of memory reading " + std::string(what)};
+  std::vector<Crl> out;
+  for (std::size_t block = 1;; ++block) {
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* data = nullptr;
+    long len = 0;
+    const int read = PEM_read_bio(bio.get(), &name, &header, &data, &len);
+    const OpenSslChars owned_name(name), owned_header(header);
+    const OpenSslBytes owned_data(data);
+    if (read != 1) {
+      // The reader ends on "no start line" when only text without a block is left.
+      const unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) break;
+      return validationError(std::string(what) + ": PEM block " + std::to_string(block) + " is malformed");
+    }
+    const unsigned char* p = data;
+    X509CrlPtr crl(d2i_X509_CRL(nullptr, &p, len));
+    if (!crl || p != data + len) {
+      return validationError(std::string(what) + ": PEM block " + std::to_string(block) +
+                             " is not a certificate revocation list");
+    }
+    out.push_back(Crl::adopt(std::move(crl)));
+  }
+  return out;
+}
+
+bool crlSignedBy(const Crl& crl, const Certificate& signer) {
+  ErrorQueueScope errors;
+  const CertInfo& s = signer.info();
+  if ((s.version == 3 && !s.has_basic_constraints) || (s.has_basic_constraints && !s.is_ca)) return false;
+  if (s.has_key_usage && !s.crl_sign) return false;
+  EVP_PKEY* key = X509_get0_pubkey(signer.raw());
+  return key != nullptr && X509_CRL_verify(crl.raw(), key) == 1;
 }
 
 }  // namespace cacerts

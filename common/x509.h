@@ -16,6 +16,7 @@
 #include <openssl/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,10 +36,13 @@ struct CertInfo {
   std::string serial_hex;         // lowercase, colon-separated like Vault ("3a:0f:..")
   SystemTime not_before, not_after;  // clamped to SystemTime's range (year 9999 → ~2262)
   std::string sha256_fingerprint;    // uppercase colon hex, like `openssl x509 -fingerprint -sha256`
+  int version = 3;                // 1 for an X.509 v1 certificate (no extensions possible)
+  bool has_basic_constraints = false;  // basicConstraints present (CA:TRUE or CA:FALSE)
   bool is_ca = false;             // basicConstraints present with CA:TRUE
   int path_len = -1;              // basicConstraints pathLenConstraint; -1 when absent
   bool has_key_usage = false;     // keyUsage extension present
   bool key_cert_sign = false;     // keyUsage present and asserts keyCertSign
+  bool crl_sign = false;          // keyUsage present and asserts cRLSign
   // Short names ("serverAuth", "clientAuth", "anyExtendedKeyUsage", ...), dotted OIDs for
   // unnamed purposes. Empty when there is no EKU extension (see has_eku).
   std::vector<std::string> ext_key_usages;
@@ -162,6 +166,9 @@ Result<std::string> makeCsr(const PrivateKey& key, const CsrSpec& spec);
 // kValidation with OpenSSL's verify error string (e.g. "certificate has expired"), the
 // depth and subject of the failing certificate, and a hint for the common cases. The path
 // holds copies of the given Certificate objects (sharing their CertInfo), not new ones.
+// A root given as a trust anchor is trusted as it is, as Go's x509.Verify does: it need not
+// carry basicConstraints CA:TRUE (X.509 v1 roots, and v3 roots without the extension, are
+// anchors like any other). Intermediates must be CAs.
 Result<std::vector<Certificate>> verifyChain(const Certificate& leaf,
                                              const std::vector<Certificate>& intermediates,
                                              const std::vector<Certificate>& roots, SystemTime at);
@@ -171,5 +178,46 @@ std::string toPem(const std::vector<Certificate>& certs);
 
 // RFC 3339 UTC with second precision: "2026-11-23T15:04:05Z".
 std::string formatTime(SystemTime t);
+
+// Facts about one certificate revocation list, safe to log.
+struct CrlInfo {
+  std::string issuer;                     // RFC 2253, as CertInfo::issuer
+  SystemTime this_update;
+  std::optional<SystemTime> next_update;  // nullopt when the CRL has no nextUpdate
+  std::size_t revoked = 0;                // number of revoked serials it lists
+};
+
+// An X.509 CRL and its CrlInfo. Copies share both; the X509_CRL is never modified.
+class Crl {
+ public:
+  static Crl adopt(X509CrlPtr crl);  // takes ownership (non-null)
+  const CrlInfo& info() const { return shared_->info; }
+  // Canonical PEM ("X509 CRL", 64-column base64, one trailing newline).
+  std::string pem() const;
+  X509_CRL* raw() const { return shared_->crl.get(); }
+
+ private:
+  struct Shared {
+    X509CrlPtr crl;
+    CrlInfo info;
+  };
+  explicit Crl(std::shared_ptr<const Shared> shared) : shared_(std::move(shared)) {}
+  std::shared_ptr<const Shared> shared_;
+};
+
+// Reads a CRL file the way istiod reads ca-crl.pem: every PEM block, whatever its label,
+// must hold one DER CRL with no trailing bytes; text between blocks is skipped. A text
+// without any block gives an empty list (to istiod: no CRL for any signer). kValidation
+// names the block number, never its bytes.
+Result<std::vector<Crl>> parseCrls(std::string_view pem, std::string_view what);
+
+// Whether `signer` signed `crl`, by the rule of Go's RevocationList.CheckSignatureFrom that
+// istiod applies: a v3 signer must carry basicConstraints CA:TRUE (a v1 signer needs
+// nothing), a keyUsage extension, when present, must assert cRLSign, and the signature
+// must verify with the signer's public key.
+bool crlSignedBy(const Crl& crl, const Certificate& signer);
+
+// Concatenated canonical PEM of each CRL, in order.
+std::string toPem(const std::vector<Crl>& crls);
 
 }  // namespace cacerts

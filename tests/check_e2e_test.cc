@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
+#include "agent/defaults.h"
 #include "tests/support/test_pki.h"
 
 namespace cacerts::testing {
@@ -101,7 +102,7 @@ TEST_CASE("check refuses an intermediate that only ca-cert.pem holds, naming ist
   const ProcessResult r = runAgent({"check", "--dir", dir.path()});
   INFO(r.out + r.err);
   CHECK(r.exit_code == 5);
-  CHECK_THAT(r.out, Catch::Contains("NOT ACCEPTABLE (istiod would refuse it)"));
+  CHECK_THAT(r.out, Catch::Contains("would REFUSE it\n  istiod's reason: chain_verifies_to_root: "));
   CHECK_THAT(r.out, Catch::Contains("[FAIL] chain_verifies_to_root (istiod rule)"));
   CHECK_THAT(r.out, Catch::Contains("istiod builds its verification pool from cert-chain only and reads only "
                                     "the first certificate of ca-cert"));
@@ -131,13 +132,14 @@ TEST_CASE("check refuses an intermediate that only ca-cert.pem holds, naming ist
     const ProcessResult fixed = runAgent({"check", "--dir", dir.path()});
     INFO(fixed.out + fixed.err);
     CHECK(fixed.exit_code == 0);
-    CHECK_THAT(fixed.out, Catch::Contains("istiod would accept it"));
+    CHECK_THAT(fixed.out, Catch::Contains("would accept it"));
   }
 }
 
-TEST_CASE("check labels a refusal istiod would not make as this agent's policy", "[check-e2e]") {
-  // A chain istiod verifies, but that does not start with ca-cert: istiod loads it and then
-  // misreports its expiry, which this agent refuses.
+TEST_CASE("check gives istiod's verdict first and this agent's policies as warnings; --policy makes them fatal",
+          "[check-e2e]") {
+  // A chain that starts with the root: istiod loads it (cert-chain is an unordered pool),
+  // but caps workload certificates at the root's NotAfter instead of the intermediate's.
   const TestCa root = makeRoot("Check Root");
   const TestCa inter = makeIntermediate(root, "Check Intermediate");
   TempDir dir;
@@ -145,19 +147,57 @@ TEST_CASE("check labels a refusal istiod would not make as this agent's policy",
 
   const ProcessResult r = runAgent({"check", "--dir", dir.path()});
   INFO(r.out + r.err);
-  CHECK(r.exit_code == 5);
-  CHECK_THAT(r.out, Catch::Contains("NOT ACCEPTABLE (istiod would load it, but it fails this agent's policy)"));
-  CHECK_THAT(r.out, Catch::Contains("[FAIL] chain_starts_with_ca_cert (agent rule): agent policy, stricter than istiod"));
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::StartsWith(dir.path() + " (istio layout): istiod 1." +
+                                      std::to_string(defaults::kIstioMinor) + " would accept it\n"));
+  CHECK_THAT(r.out, Catch::Contains("agent policy: 1 warning"));
+  CHECK_THAT(r.out, Catch::Contains("[WARN] chain_starts_with_ca_cert (agent rule): agent policy, stricter than istiod"));
   CHECK_THAT(r.out, Catch::Contains("[ok  ] chain_verifies_to_root (istiod rule)"));
 
-  const ProcessResult j = runAgent({"check", "--dir", dir.path(), "--json"});
+  const ProcessResult strict = runAgent({"check", "--dir", dir.path(), "--policy"});
+  INFO(strict.out);
+  CHECK(strict.exit_code == 7);
+  CHECK_THAT(strict.out, Catch::Contains("would accept it") && Catch::Contains("[FAIL] chain_starts_with_ca_cert"));
+
+  const ProcessResult j = runAgent({"check", "--dir", dir.path(), "--json", "--policy"});
   INFO(j.out);
   const auto report = nlohmann::json::parse(j.out);
   CHECK(report.at("accepted") == false);
   CHECK(report.at("istiod_would_load") == true);
+  CHECK(report.at("agent_policy_ok") == false);
+  CHECK(report.at("exit_code") == 7);
   for (const auto& c : report.at("checks")) {
     if (c.at("name") == "chain_starts_with_ca_cert") CHECK(c.at("policy") == "agent");
   }
+}
+
+TEST_CASE("check judges ca-crl.pem by the istiod release given", "[check-e2e]") {
+  const TestCa root = makeRoot("Check Root");
+  const TestCa inter = makeIntermediate(root, "Check Intermediate");
+  TempDir dir;
+  writeSet(dir, inter.cert.pem(), inter.key, inter.cert.pem() + root.cert.pem(), root.cert.pem());
+  writeFile(dir.path() + "/ca-crl.pem", makeCrl(inter));  // the root's CRL is missing
+
+  const ProcessResult r = runAgent({"check", "--dir", dir.path()});
+  INFO(r.out + r.err);
+  CHECK(r.exit_code == 5);
+  CHECK_THAT(r.out, Catch::Contains("would REFUSE it"));
+  CHECK_THAT(r.out, Catch::Contains("istiod's reason: crl_covers_chain: ca-crl has no CRL signed by \"CN=Check Root\""));
+
+  const ProcessResult old = runAgent({"check", "--dir", dir.path(), "--istio-version", "1.26.4"});
+  INFO(old.out + old.err);
+  CHECK(old.exit_code == 0);
+  CHECK_THAT(old.out, Catch::Contains("istiod 1.26 would accept it"));
+
+  writeFile(dir.path() + "/ca-crl.pem", makeCrl(inter) + makeCrl(root));
+  const ProcessResult complete = runAgent({"check", "--dir", dir.path(), "--istio-version", "1.27"});
+  INFO(complete.out + complete.err);
+  CHECK(complete.exit_code == 0);
+  CHECK_THAT(complete.out, Catch::Contains("[ok  ] crl_covers_chain (istiod rule)"));
+
+  const ProcessResult bad = runAgent({"check", "--dir", dir.path(), "--istio-version", "2.0"});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--istio-version"));
 }
 
 }  // namespace cacerts::testing

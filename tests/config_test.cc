@@ -95,6 +95,7 @@ const std::vector<BoolOption>& boolOptions() {
       {"--istiod-multiroot", "CACERTS_AGENT_ISTIOD_MULTIROOT", {"sidecar"},
        [](const Config& c) { return c.sidecar.istiod_multiroot; }, "--source"},
       {"--json", "CACERTS_AGENT_JSON", {"check"}, [](const Config& c) { return c.json; }, "--dir"},
+      {"--policy", "CACERTS_AGENT_POLICY", {"check"}, [](const Config& c) { return c.policy_fatal; }, "--dir"},
   };
   return options;
 }
@@ -541,6 +542,45 @@ TEST_CASE("cacerts-agent refuses plain http to a remote Vault, and warns when al
                                           "--auth-method", "token", "--token-file", out.file("missing")});
   CHECK(allowed.exit_code != 0);
   CHECK_THAT(allowed.err, Catch::Contains("event=insecure_http"));
+}
+
+TEST_CASE("--istio-version takes 1.20 to the newest known release; --relax-policy only agent policies",
+          "[config]") {
+  CHECK(parse({"check"}).config().istio_minor == defaults::kIstioMinor);
+  CHECK(parse({"check", "--istio-version", "1.27"}).config().istio_minor == 27);
+  CHECK(parse({"check", "--istio-version", "v1.24.3"}).config().istio_minor == 24);
+  for (const char* bad : {"1.19", "1.32", "2.1", "1.", "1.27.", "1.27.x", "27", "", "1.2a"}) {
+    INFO(bad);
+    const Parsed p = parse({"check", "--istio-version", bad});
+    CHECK(p.exitNow() == 2);
+    CHECK_THAT(p.err, Catch::Contains("--istio-version"));
+  }
+  const Parsed relaxed = parse({"init", "--relax-policy", "key_cert_sign,crl_current"});
+  CHECK(relaxed.config().relax_policy == std::vector<std::string>{"key_cert_sign", "crl_current"});
+  for (const char* bad : {"key_matches_cert", "key_cert_sign,", "nonsense"}) {
+    INFO(bad);
+    CHECK(parse({"init", "--relax-policy", bad}).exitNow() == 2);
+  }
+}
+
+TEST_CASE("--kv-crl needs the KV source, the istio layout and istiod 1.27+", "[config]") {
+  const std::vector<std::string> base = {"init", "--vault-addr", "https://vault:8200", "--kv-cert", "s/x#c",
+                                         "--kv-key", "s/x#k", "--kv-crl", "s/x#crl"};
+  CHECK(parseAndValidate(base));
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return parseAndValidate(args);
+  };
+  const Status pki = with({"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate"});
+  REQUIRE_FALSE(pki);
+  CHECK_THAT(pki.error().message, Catch::Contains("--kv-crl") && Catch::Contains("its own intermediate"));
+  const Status tls = with({"--layout", "tls"});
+  REQUIRE_FALSE(tls);
+  CHECK_THAT(tls.error().message, Catch::Contains("--layout istio"));
+  const Status old = with({"--istio-version", "1.26"});
+  REQUIRE_FALSE(old);
+  CHECK_THAT(old.error().message, Catch::Contains("1.27"));
 }
 
 }  // namespace cacerts

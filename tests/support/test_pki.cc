@@ -288,7 +288,7 @@ TestCert issueCert(const CertSpec& spec, const TestKey& subject_key, const TestC
   if (!subject_key.pkey || !issuer_key.pkey) return {};
   if (issuer && !issuer->x509) return {};
   std::shared_ptr<X509> cert(X509_new(), OpenSslFree{});
-  if (!cert || X509_set_version(cert.get(), 2) != 1) return {};
+  if (!cert || X509_set_version(cert.get(), spec.v1 ? 0 : 2) != 1) return {};
   if (!setSerial(cert.get(), spec.serial_hex)) return {};
 
   NamePtr subject(X509_NAME_new());
@@ -306,6 +306,11 @@ TestCert issueCert(const CertSpec& spec, const TestKey& subject_key, const TestC
   }
   if (X509_set_pubkey(cert.get(), subject_key.pkey.get()) != 1) return {};
 
+  const EVP_MD* md = EVP_PKEY_get_base_id(issuer_key.pkey.get()) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
+  if (spec.v1) {
+    if (X509_sign(cert.get(), issuer_key.pkey.get(), md) <= 0) return {};
+    return TestCert{cert};
+  }
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, issuer ? issuer->x509.get() : cert.get(), cert.get(), nullptr, nullptr, 0);
   if (spec.basic_constraints) {
@@ -326,9 +331,10 @@ TestCert issueCert(const CertSpec& spec, const TestKey& subject_key, const TestC
   sans = joinSans("IP:", spec.ip_sans, sans);
   if (!sans.empty() && !addExt(cert.get(), &ctx, NID_subject_alt_name, sans)) return {};
   if (!addExt(cert.get(), &ctx, NID_subject_key_identifier, "hash")) return {};
-  if (!addExt(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always")) return {};
+  // An issuer without a subject key identifier (an X.509 v1 root) has no key id to name.
+  const bool issuer_has_key_id = issuer == nullptr || X509_get0_subject_key_id(issuer->x509.get()) != nullptr;
+  if (issuer_has_key_id && !addExt(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always")) return {};
 
-  const EVP_MD* md = EVP_PKEY_get_base_id(issuer_key.pkey.get()) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
   if (X509_sign(cert.get(), issuer_key.pkey.get(), md) <= 0) return {};
   return TestCert{cert};
 }
@@ -350,6 +356,46 @@ TestCa makeIntermediate(const TestCa& parent, const std::string& cn, CertSpec sp
   spec.common_name = cn;
   ca.cert = issueCert(spec, ca.key, &parent.cert, parent.key);
   return ca;
+}
+
+// ---- CRLs ----
+
+std::string makeCrl(const TestCa& issuer, const CrlSpec& spec) {
+  if (!issuer.key.pkey || !issuer.cert.x509) return {};
+  X509CrlPtr crl(X509_CRL_new());
+  if (!crl || X509_CRL_set_version(crl.get(), 1) != 1) return {};
+  if (X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.cert.x509.get())) != 1) return {};
+  const auto now = std::chrono::system_clock::now();
+  const SystemTime this_update = spec.this_update == SystemTime{} ? now - std::chrono::hours(1) : spec.this_update;
+  const SystemTime next_update = spec.next_update == SystemTime{} ? now + std::chrono::hours(24 * 7) : spec.next_update;
+  // ASN1_TIME and ASN1_INTEGER are one OpenSSL type, so the integer owner frees times too.
+  auto asn1Time = [](SystemTime t) { return AsnIntPtr(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(t))); };
+  const AsnIntPtr last = asn1Time(this_update), next = asn1Time(next_update);
+  if (!last || !next || X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1) return {};
+  if (!spec.without_next_update && X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) return {};
+  for (const std::string& serial : spec.revoked_serials_hex) {
+    std::string hex;
+    for (char c : serial) {
+      if (c != ':') hex += c;
+    }
+    BIGNUM* raw_bn = nullptr;
+    if (BN_hex2bn(&raw_bn, hex.c_str()) == 0) return {};
+    const BnPtr bn(raw_bn);
+    const AsnIntPtr number(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    X509RevokedPtr revoked(X509_REVOKED_new());
+    if (!number || !revoked || X509_REVOKED_set_serialNumber(revoked.get(), number.get()) != 1 ||
+        X509_REVOKED_set_revocationDate(revoked.get(), last.get()) != 1 ||
+        X509_CRL_add0_revoked(crl.get(), revoked.get()) != 1) {
+      return {};
+    }
+    (void)revoked.release();  // the CRL owns it now
+  }
+  if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), issuer.key.pkey.get(), EVP_sha256()) <= 0) return {};
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) return {};
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return len > 0 ? std::string(data, static_cast<std::size_t>(len)) : std::string();
 }
 
 // ---- CSRs ----

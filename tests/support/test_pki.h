@@ -60,6 +60,7 @@ struct CertSpec {
   std::vector<std::string> uri_sans{}, dns_sans{}, ip_sans{};
   SystemTime not_before{}, not_after{};  // default-constructed: now-1h .. now+365d
   std::string serial_hex{};            // hex, colons allowed; empty: random 16 bytes
+  bool v1 = false;                     // an X.509 v1 certificate: no extensions at all
 };
 
 struct TestCert {
@@ -101,6 +102,15 @@ TestCa makeRoot(const std::string& cn = "Test Root", SystemTime nb = {}, SystemT
 // EC P-256 CA signed by parent; spec.common_name is replaced by cn.
 TestCa makeIntermediate(const TestCa& parent, const std::string& cn = "Test Intermediate",
                         CertSpec spec = {});
+
+struct CrlSpec {
+  SystemTime this_update{}, next_update{};  // default: now-1h .. now+7d
+  bool without_next_update = false;
+  std::vector<std::string> revoked_serials_hex{};
+};
+// PEM "X509 CRL" (trailing newline) issued under issuer's name and signed with its key;
+// empty string on failure.
+std::string makeCrl(const TestCa& issuer, const CrlSpec& spec = {});
 
 struct CsrSpec {
   std::string common_name = "test";
