@@ -113,9 +113,12 @@ class ReleasingClock final : public Clock {
     return inner_.sleepFor(d);
   }
   // Forwarded, not left to the base class: the inner clock's wall-clock wait is what wakes
-  // the loop at a clock step without periodic wake-ups.
+  // the loop at a clock step, with one wake-up per Clock::kWallRecheck at most. A sleep
+  // toward the deadline of the previous one follows such a wake-up that found nothing due:
+  // nothing ran since the last release, so it is not repeated every minute.
   bool sleepUntil(SystemTime deadline) override {
-    if (deadline - inner_.now() >= kLongSleep) releaseIdleMemory();
+    if (deadline != last_deadline_ && deadline - inner_.now() >= kLongSleep) releaseIdleMemory();
+    last_deadline_ = deadline;
     return inner_.sleepUntil(deadline);
   }
   void interrupt() override { inner_.interrupt(); }
@@ -123,6 +126,7 @@ class ReleasingClock final : public Clock {
  private:
   static constexpr Duration kLongSleep = std::chrono::seconds(5);
   Clock& inner_;
+  SystemTime last_deadline_{};  // the rotator's thread only, like every sleep
 };
 
 // Tells the signal watcher that the process finished its own orderly shutdown.

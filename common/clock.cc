@@ -18,7 +18,7 @@ bool Clock::sleepUntil(SystemTime deadline) {
   return sleepFor(std::min(left, kWallRecheck));
 }
 
-SystemClock::SystemClock() {
+SystemClock::SystemClock(Duration recheck) : recheck_(std::clamp(recheck, Duration(1), kWallRecheck)) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ >= 0) timer_fd_ = ::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 }
@@ -65,8 +65,18 @@ bool SystemClock::sleepUntil(SystemTime deadline) {
     ::timerfd_settime(timer_fd_, 0, &off, nullptr);
   };
   pollfd fds[2] = {{timer_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  // The timer covers the steps the kernel sees; this bound covers the ones it does not (a
+  // clock faked inside the process, e.g. by an LD_PRELOAD library) and a wake-up that never
+  // comes: the caller reads the wall clock again at least this often.
+  const auto recheck_at = std::chrono::steady_clock::now() + recheck_;
   for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(recheck_at - std::chrono::steady_clock::now());
+    const int ready = ::poll(fds, 2, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 0)));
+    if (ready == 0) {
+      disarm();
+      return true;
+    }
+    if (ready < 0) {
       if (errno == EINTR) continue;
       disarm();
       return Clock::sleepUntil(deadline);

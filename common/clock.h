@@ -38,11 +38,14 @@ class Clock {
 
 // sleepUntil waits on a CLOCK_REALTIME timerfd armed with TFD_TIMER_ABSTIME |
 // TFD_TIMER_CANCEL_ON_SET: the kernel wakes it at the wall-clock deadline or when the
-// clock is set, so an idle process has no periodic wake-ups. Where timerfd is unavailable
-// it falls back to the base implementation.
+// clock is set. It also returns after `recheck` (at most kWallRecheck) of steady time, so
+// a step the kernel does not report (a wall clock faked inside the process) or a lost
+// wake-up is noticed within that: an idle process wakes once per recheck. Where timerfd is
+// unavailable it falls back to the base implementation.
 class SystemClock final : public Clock {
  public:
-  SystemClock();
+  // recheck is clamped to [1 ms, kWallRecheck]; shorter only in tests.
+  explicit SystemClock(Duration recheck = kWallRecheck);
   ~SystemClock() override;
   SystemClock(const SystemClock&) = delete;
   SystemClock& operator=(const SystemClock&) = delete;
@@ -61,6 +64,7 @@ class SystemClock final : public Clock {
   bool interrupted_ = false;
   int wake_fd_ = -1;   // eventfd, written by interrupt() to wake sleepUntil
   int timer_fd_ = -1;  // CLOCK_REALTIME timerfd; -1 when unavailable
+  Duration recheck_;
 };
 
 }  // namespace cacerts

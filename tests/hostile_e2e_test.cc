@@ -1,6 +1,6 @@
 // End-to-end, the real binary under hostile conditions: two writers on one directory, a
-// storm of forced rotations, a reload confirmation that never arrives, core dumps. Each
-// TEST_CASE reproduces one defect and adds its row to the fault matrix
+// storm of forced rotations, a reload confirmation that never arrives, wall-clock steps,
+// core dumps. Each TEST_CASE reproduces one defect and adds its row to the fault matrix
 // ($CACERTS_FAULT_MATRIX_DIR/hostile-<name>.md, see tests/support/fault_matrix.h).
 // Waits are bounded polls; the only time bounds asserted are generous.
 #include <fcntl.h>
@@ -16,7 +16,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "tests/support/background_process.h"
 #include "tests/support/e2e.h"
@@ -84,13 +88,15 @@ int generations(const TempDir& dir) {
   return n;
 }
 
-// Stores a new 30-day intermediate under the vault's root at KV v2 secret/<path>.
-TestCa putNewIntermediate(E2eVault& vault, const std::string& path, const std::string& cn) {
+// Stores a new intermediate under the vault's root at KV v2 secret/<path>, valid from a
+// minute ago for `lifetime`.
+TestCa putNewIntermediate(E2eVault& vault, const std::string& path, const std::string& cn,
+                          std::chrono::hours lifetime = std::chrono::hours(24 * 30)) {
   const auto now = std::chrono::system_clock::now();
   CertSpec spec;
   spec.path_len = 0;
   spec.not_before = now - std::chrono::minutes(1);
-  spec.not_after = now + std::chrono::hours(24 * 30);
+  spec.not_after = now + lifetime;
   TestCa next = makeIntermediate(vault.root(), cn, spec);
   const std::string root = vault.root().cert.pem();
   vault.putCa(path, next.cert.pem(), next.key.pkcs8Pem(), next.cert.pem() + root, root);
@@ -100,6 +106,48 @@ TestCa putNewIntermediate(E2eVault& vault, const std::string& path, const std::s
 std::size_t issued(VaultTestServer& server) {
   return countRequests(server, "POST", kSignPath, 200) + countRequests(server, "PUT", kSignPath, 200);
 }
+
+// libfaketime's preload library, or "" when it is not installed (scripts/install-deps.sh).
+std::string libfaketime() {
+  std::vector<fs::path> candidates = {"/usr/lib/faketime/libfaketime.so.1", "/usr/local/lib/faketime/libfaketime.so.1"};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/usr/lib", ec)) {
+    candidates.push_back(e.path() / "faketime" / "libfaketime.so.1");  // /usr/lib/<multiarch triplet>/
+  }
+  for (const auto& c : candidates) {
+    if (fs::exists(c, ec)) return c.string();
+  }
+  return "";
+}
+
+// The agent's wall clock under libfaketime: every clock read of the process (clock_gettime,
+// time, gettimeofday, and so OpenSSL's certificate checks) is shifted by the offset in a
+// file that step() replaces, re-read at every call. The kernel knows nothing of the step:
+// a CLOCK_REALTIME timer armed before it neither fires early nor is cancelled by it, so the
+// agent notices the step only by reading its clock again. Monotonic time is left alone, as a
+// real step (NTP, suspend/resume) leaves it; so are file times.
+class FakedWallClock {
+ public:
+  explicit FakedWallClock(const std::string& dir) : file_(dir + "/faketime-offset") { step(std::chrono::hours(0)); }
+
+  std::map<std::string, std::string> env(const std::string& library) const {
+    return {{"LD_PRELOAD", library},
+            {"FAKETIME_TIMESTAMP_FILE", file_},
+            {"FAKETIME_NO_CACHE", "1"},
+            {"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+            {"NO_FAKE_STAT", "1"},
+            // A sanitized agent: its runtime cannot come first in the library list any more.
+            {"ASAN_OPTIONS", "verify_asan_link_order=0"}};
+  }
+  // Sets the offset from the real time. Replaced by a rename: a read never sees half a file.
+  void step(std::chrono::hours offset) {
+    writeFile(file_ + ".tmp", "+" + std::to_string(offset.count()) + "h\n");
+    fs::rename(file_ + ".tmp", file_);
+  }
+
+ private:
+  std::string file_;
+};
 
 }  // namespace
 
@@ -275,6 +323,114 @@ TEST_CASE("a KV change right after a publish whose confirmation never arrives is
               published ? "published while the confirmation was pending" : "FAIL: not published",
               published ? std::optional<long long>(took) : std::nullopt, true, "none"});
   CHECK(matrix.publish("hostile-confirm-pending"));
+}
+
+TEST_CASE("the real binary renews within a minute of a wall-clock step the kernel does not report, and "
+          "after a step past notAfter renews or exits 5",
+          "[hostile-e2e][clock-jump]") {
+  const std::string library = libfaketime();
+  if (library.empty()) FAIL("libfaketime is not installed (scripts/install-deps.sh installs it)");
+  // Three KV sidecars, stepped together so that their waits overlap. Each starts with
+  // intermediate A (48 h; renewal due 24 h before notAfter, i.e. a day after the start) and
+  // polls KV every ten years: only the clock can bring a renewal on, and the kernel's
+  // CLOCK_REALTIME timer, armed for the real time of the renewal, never fires in the test.
+  struct Jump {
+    std::string fault;
+    std::chrono::hours offset;
+    bool renewed_in_kv;  // KV holds renewed material B by the time of the step
+    Sidecar s;
+    std::unique_ptr<FakedWallClock> clock{};
+    TestCa a{}, b{};
+    std::map<std::string, std::string> before{};
+    Steady::time_point stepped{};
+    std::optional<long long> took_ms{};  // step to publish (or to the exit)
+    bool intact = true;  // ca-cert.pem was A or B at every look
+  };
+  std::vector<std::unique_ptr<Jump>> jumps;
+  const auto add = [&](std::string fault, std::chrono::hours offset, bool renewed_in_kv) {
+    auto j = std::make_unique<Jump>();
+    j->fault = std::move(fault);
+    j->offset = offset;
+    j->renewed_in_kv = renewed_in_kv;
+    jumps.push_back(std::move(j));
+  };
+  add("+25 h step (past the renewal time, 1 d after start)", std::chrono::hours(25), true);
+  add("+50 h step (2 h past notAfter), KV holds a renewed certificate", std::chrono::hours(50), true);
+  add("+50 h step (2 h past notAfter), KV still holds the expired certificate", std::chrono::hours(50), false);
+
+  for (auto& j : jumps) {
+    Sidecar& s = j->s;
+    j->a = putNewIntermediate(s.vault, "istio/cacerts", "E2E istiod Intermediate A", std::chrono::hours(48));
+    j->clock = std::make_unique<FakedWallClock>(s.vault.workDir());
+    s.start(concat(concat(s.baseArgs({"--auth-method", "token", "--token-file", s.vault.tokenFile()}),
+                          E2eVault::kvArgs()),
+                   {"--kv-poll-interval", "87600h", "--renew-before", "24h", "--renew-fraction", "0.9"}),
+            j->clock->env(library));
+    INFO(s.agent->err());
+    REQUIRE(s.waitPublished(1));
+    REQUIRE(s.file("ca-cert.pem") == j->a.cert.pem());
+    REQUIRE(s.agent->waitForErr("event=reload_confirmed", kSidecarWait));
+    if (j->renewed_in_kv) j->b = putNewIntermediate(s.vault, "istio/cacerts", "E2E istiod Intermediate B");
+  }
+  // Each loop goes to sleep right after it logs the confirmation. A step before that sleep
+  // would be seen by the loop's next clock read and prove nothing; this one lands in it.
+  std::this_thread::sleep_for(milliseconds(500));
+  for (auto& j : jumps) {
+    j->before = snapshotTree(j->s.out.path());
+    j->stepped = Steady::now();
+    j->clock->step(j->offset);
+  }
+  // Within a minute, with a margin for two shared cores.
+  constexpr milliseconds kBound{75000};
+  const auto finished = [](Jump& j) {
+    if (!j.renewed_in_kv) return j.s.agent->wait(milliseconds(0)).has_value();
+    const std::string cert = j.s.file("ca-cert.pem");
+    if (cert != j.a.cert.pem() && cert != j.b.cert.pem()) j.intact = false;
+    return cert == j.b.cert.pem();
+  };
+  (void)eventually(
+      [&] {
+        bool all = true;
+        for (auto& j : jumps) {
+          if (!j->took_ms && finished(*j)) j->took_ms = msBetween(j->stepped);
+          all = all && j->took_ms.has_value();
+        }
+        return all;
+      },
+      kBound);
+
+  FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump (real binary, libfaketime)"};
+  for (auto& j : jumps) {
+    Sidecar& s = j->s;
+    INFO(j->fault << "\nstderr: " << s.agent->err());
+    CHECK(j->took_ms.has_value());
+    std::string outcome;
+    if (j->renewed_in_kv) {
+      CHECK(j->intact);
+      // By the schedule, not by a KV poll.
+      CHECK(s.agent->count("event=published trigger=scheduled") == 1);
+      CHECK(s.agent->count("trigger=poll") == 0);
+      outcome = j->took_ms ? "renewed from KV " + std::to_string(*j->took_ms) + " ms after the step"
+                           : "FAIL: not renewed within " + std::to_string(kBound.count()) + " ms";
+      if (j->took_ms) CHECK(httpGet(s.port, "/readyz").status == 200);
+      s.stop();
+    } else {
+      const std::optional<int> code = s.agent->wait(milliseconds(0));
+      CHECK(code == 5);
+      CHECK_THAT(s.agent->err(), Catch::Contains("expired"));
+      j->intact = snapshotTree(s.out.path()) == j->before;
+      CHECK(j->intact);
+      scanOutput(*s.agent);
+      outcome = code ? "exit " + std::to_string(*code) + " (expired, nothing to replace it) " +
+                           std::to_string(j->took_ms.value_or(-1)) + " ms after the step"
+                     : "FAIL: still running " + std::to_string(kBound.count()) + " ms after the step";
+    }
+    std::vector<std::string> keys = {j->a.key.pkcs8Pem(), s.vault.intermediate().key.traditionalPem()};
+    if (j->renewed_in_kv) keys.push_back(j->b.key.pkcs8Pem());
+    const std::string leak = leakedSecret(s.agent->err() + s.agent->out(), keys);
+    matrix.add({j->fault, "kv, real binary", outcome, j->took_ms, j->intact, leak.empty() ? "none" : leak});
+  }
+  CHECK(matrix.publish("hostile-clock-jump-real-binary"));
 }
 
 TEST_CASE("the agent is not dumpable: SIGABRT leaves no core and its memory is closed to its own uid",

@@ -1,12 +1,17 @@
 // End-to-end bad-input matrix: each failure exits with its documented code, names what to
 // fix, and leaves the previously published generation byte-identical.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "tests/support/background_process.h"
 #include "tests/support/e2e.h"
 #include "tests/vault_server/auth_engines.h"
 
@@ -291,6 +296,76 @@ TEST_CASE("init reports usage errors with exit 2", "[init-e2e-failures]") {
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--timeout"));
   CHECK(runAgent({"version"}).exit_code == 0);
+}
+
+
+TEST_CASE("the real binary refuses injected, huge and non-finite option values with exit 2, from a flag or "
+          "the environment, before it touches the directory",
+          "[init-e2e-failures][bad-config]") {
+  Published p;
+  struct Bad {
+    std::string flag, env, value;
+    bool sidecar_only;  // init does not take the option
+  };
+  const std::vector<Bad> values = {
+      // CR/LF in anything that reaches a request line or header.
+      {"--vault-namespace", "VAULT_NAMESPACE", "team\r\nX-Vault-Token: injected", false},
+      {"--vault-addr", "VAULT_ADDR", p.vault.addr() + "\r\nX-Injected: 1", false},
+      {"--auth-mount", "CACERTS_AGENT_AUTH_MOUNT", "token\nX-Injected: 1", false},
+      {"--kv-cert", "CACERTS_AGENT_KV_CERT", "vault:secret/data/istio/cacerts\r\n#ca-cert", false},
+      // Durations that overflow nanosecond time.
+      {"--timeout", "CACERTS_AGENT_TIMEOUT", "2600000h", false},
+      {"--kv-poll-interval", "CACERTS_AGENT_KV_POLL_INTERVAL", "2100000h", true},
+      // Numbers every range check lets through unless written for them.
+      {"--renew-fraction", "CACERTS_AGENT_RENEW_FRACTION", "nan", true},
+      {"--renew-fraction", "CACERTS_AGENT_RENEW_FRACTION", "inf", true},
+      {"--jitter", "CACERTS_AGENT_JITTER", "nan", true},
+      {"--jitter", "CACERTS_AGENT_JITTER", "inf", true},
+  };
+  // The arguments of a good run, without `flag` and its value (a flag would win over the
+  // environment).
+  const auto goodArgs = [&](const std::string& command, const std::string& flag) {
+    std::vector<std::string> args = concat(p.args(), E2eVault::kvArgs());
+    args[0] = command;
+    if (command == "sidecar") args = concat(args, {"--listen", "127.0.0.1:0"});
+    for (auto at = args.begin(); at != args.end();) {
+      at = *at == flag ? args.erase(at, at + 2) : at + 1;
+    }
+    return args;
+  };
+  int runs = 0;
+  for (const Bad& bad : values) {
+    for (const std::string command : {"init", "sidecar"}) {
+      if (bad.sidecar_only && command == "init") continue;
+      for (const bool from_env : {false, true}) {
+        INFO(command << " " << (from_env ? bad.env : bad.flag) << " " << bad.value);
+        const std::vector<std::string> args =
+            from_env ? goodArgs(command, bad.flag) : concat(goodArgs(command, bad.flag), {bad.flag, bad.value});
+        const std::map<std::string, std::string> env =
+            from_env ? std::map<std::string, std::string>{{bad.env, bad.value}} : std::map<std::string, std::string>{};
+        const auto r = p.vault.run(args, env);
+        INFO("stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::Contains(bad.flag));
+        if (from_env) CHECK_THAT(r.err, Catch::Contains(bad.env));
+        // The injected header never appears as a line of its own.
+        CHECK_THAT(r.err, !Catch::Contains("\nX-"));
+        CHECK(snapshotTree(p.out.path()) == p.before);
+        ++runs;
+      }
+    }
+  }
+  CHECK(runs == 30);
+  // The controls: the same arguments without a bad value publish, and start a sidecar.
+  const auto good = p.vault.run(goodArgs("init", ""));
+  INFO("stderr: " << good.err);
+  CHECK(good.exit_code == 0);
+  auto sidecar = startAgent(goodArgs("sidecar", ""));
+  INFO("sidecar stderr: " << sidecar->err());
+  CHECK(sidecar->waitForErr("event=sidecar_started", std::chrono::seconds(20)));
+  sidecar->signal(SIGTERM);
+  CHECK(sidecar->wait(std::chrono::seconds(20)) == 0);
+  p.vault.scanForSecrets();
 }
 
 }  // namespace cacerts::testing

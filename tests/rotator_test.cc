@@ -509,10 +509,11 @@ TEST_CASE("rotator without multiroot refuses a root change and keeps the current
 namespace cacerts::testing {
 namespace {
 
-// A fault-matrix row for a clock jump, measured in fake time. The real binary cannot be
-// tested: libfaketime's steps are seen only by the process's own clock reads, never by the
-// kernel, so they neither fire nor cancel a CLOCK_REALTIME timerfd; stepping the real clock
-// would step it for the whole machine.
+// A fault-matrix row for a clock jump, measured in fake time: the step wakes the fake
+// clock's sleep at once, as the kernel's CLOCK_REALTIME timer does at a real step. The real
+// binary's rows come from tests/hostile_e2e_test.cc ("[clock-jump]"), under libfaketime:
+// there the kernel never sees the step (the process's clock reads are shifted, the timer is
+// not), and SystemClock's once-a-minute recheck is what acts on it.
 FaultRow clockJumpRow(const std::string& fault, const std::string& outcome, SystemTime::duration after_step) {
   return FaultRow{fault, "fake clock", outcome, std::chrono::duration_cast<std::chrono::milliseconds>(after_step).count(),
                   true, "none"};
@@ -687,7 +688,7 @@ TEST_CASE("rotator renews within a minute after the wall clock jumps past the re
   CHECK(h.source.loads()[1] >= kT0 + hours(7));
   CHECK(h.source.loads()[1] <= kT0 + hours(7) + minutes(1));
 
-  // No real-binary row: see clockJumpRow.
+  // The real binary's row: see clockJumpRow.
   FaultMatrix matrix{"sidecar hostile conditions: wall-clock jump (fake clock)"};
   matrix.add(clockJumpRow("+6 h step 1 h into a 5 h sleep (past the renewal time)",
                           "renewed " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -127,9 +127,10 @@ std::vector<std::string> Sidecar::pkiArgs(const std::string& ttl, const std::str
                  renew_before, "--renew-fraction", "0.99"});
 }
 
-void Sidecar::start(std::vector<std::string> a) {
+void Sidecar::start(std::vector<std::string> a, std::map<std::string, std::string> e) {
   args = std::move(a);
-  agent = startAgent(args);
+  env = std::move(e);
+  agent = startAgent(args, env);
   const bool started = agent->waitForErr("event=sidecar_started", kSidecarWait);
   INFO("exit code " << agent->wait(milliseconds(0)).value_or(-1) << "; stdout: " << agent->out() << "; stderr: "
                     << agent->err());
@@ -144,7 +145,7 @@ void Sidecar::start(std::vector<std::string> a) {
 
 void Sidecar::restart() {
   stop();
-  start(args);
+  start(args, env);
 }
 
 milliseconds Sidecar::stop() {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -68,6 +69,7 @@ struct Sidecar {
   FakeIstiod istiod{out.path()};
   std::string token_file;
   std::vector<std::string> args;
+  std::map<std::string, std::string> env;
   std::unique_ptr<BackgroundProcess> agent;
   int port = 0;
 
@@ -81,8 +83,9 @@ struct Sidecar {
   // backdates notBefore by 30 s, so the fraction rule never comes first).
   std::vector<std::string> pkiArgs(const std::string& ttl, const std::string& renew_before) const;
 
-  // Starts the agent and REQUIREs event=sidecar_started; records the status port.
-  void start(std::vector<std::string> a);
+  // Starts the agent (with exactly environment `e`, as startAgent) and REQUIREs
+  // event=sidecar_started; records the status port.
+  void start(std::vector<std::string> a, std::map<std::string, std::string> e = {});
   void restart();
   // SIGTERM; REQUIREs exit 0 and scans the output; returns how long the exit took.
   std::chrono::milliseconds stop();
