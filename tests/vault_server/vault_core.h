@@ -133,6 +133,8 @@ class VaultCore {
   template <class T>
   Result<T*> engineFor(const std::string& ns, const std::string& mount);
   std::vector<const Policy*> policiesOf(const TokenEntry& token);
+  // What token's policies grant on path of namespace ns (Vault's full-path ACL rule).
+  unsigned capabilitiesOn(const TokenEntry& token, const std::string& ns, const std::string& path);
   Reply denied(const std::string& token) const;
 
   Reply health(const IncomingRequest& request) const;
