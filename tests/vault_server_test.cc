@@ -58,6 +58,11 @@ json bodyOf(const httplib::Result& r) {
   return j;
 }
 
+int statusOf(const httplib::Result& r) {
+  REQUIRE(r);
+  return r->status;
+}
+
 std::string firstError(const httplib::Result& r) { return bodyOf(r)["errors"].at(0).get<std::string>(); }
 
 std::string jwtFor(const std::string& ns, const std::string& name) {
@@ -263,9 +268,7 @@ TEST_CASE("vault server lets a token act in namespaces below its own, as its pol
   const std::string from_root = vault->createToken("", {.policies = {"deep-reader"}});
   Client client(*vault);
   auto status = [&](const std::string& path, const std::string& token, const std::string& ns) {
-    const auto r = client.get(path, token, ns);
-    REQUIRE(r);
-    return r->status;
+    return statusOf(client.get(path, token, ns));
   };
 
   SECTION("a parent's token reads the child's mount, however the namespace is named") {
@@ -309,6 +312,30 @@ TEST_CASE("vault server lets a token act in namespaces below its own, as its pol
     CHECK(status("/v1/sys/internal/ui/mounts/secret/istio/ca", child, "team") == 403);
     CHECK(status("/v1/auth/token/lookup-self", child, "team") == 403);
   }
+}
+
+TEST_CASE("vault server reads a mount's effective TTLs at sys/mounts/<mount>/tune for a token granted read there",
+          "[vault-server]") {
+  auto vault = startServer();
+  REQUIRE(vault->enablePki("", "pki", 0s));
+  REQUIRE(vault->enablePki("", "pki_int", 48h));
+  REQUIRE(vault->setPolicy("", "tune-reader", {{"sys/mounts/+/tune", {"read"}}}));
+  REQUIRE(vault->setPolicy("", "signer", {{"pki/*", {"update"}}}));
+  const std::string reader = vault->createToken("", {.policies = {"tune-reader"}});
+  const std::string signer = vault->createToken("", {.policies = {"signer"}});
+  Client client(*vault);
+
+  // Not tuned: the system's 768h, where sys/internal/ui/mounts reports the mount's own 0.
+  const json untuned = bodyOf(client.get("/v1/sys/mounts/pki/tune", reader));
+  CHECK(untuned["data"]["max_lease_ttl"] == 768 * 3600);
+  CHECK(untuned["data"]["default_lease_ttl"] == 768 * 3600);
+  CHECK(bodyOf(client.get("/v1/sys/internal/ui/mounts/pki", signer))["data"]["config"]["max_lease_ttl"] == 0);
+  const json tuned = bodyOf(client.get("/v1/sys/mounts/pki_int/tune", reader));
+  CHECK(tuned["data"]["max_lease_ttl"] == 48 * 3600);
+  CHECK(tuned["data"]["default_lease_ttl"] == 48 * 3600);  // the system default, capped at the max
+
+  CHECK(statusOf(client.get("/v1/sys/mounts/pki/tune", signer)) == 403);
+  CHECK(statusOf(client.get("/v1/sys/mounts/nope/tune", reader)) == 400);
 }
 
 TEST_CASE("vault server seals: 503 everywhere, sys/health reports it", "[vault-server]") {

@@ -574,11 +574,13 @@ Reply VaultCore::sys(const Resolved& where, const Call& call, const std::string&
   if ((caps & kCapDeny) || (caps & neededCapability(call.method)) == 0) {
     return errorReply(403, {permissionDeniedMessage()});
   }
+  const bool tune = startsWith(p, "sys/mounts/") && p.size() > 16 && p.compare(p.size() - 5, 5, "/tune") == 0;
+  if (tune && call.method == "GET") return tuneRead(where.ns, p.substr(11, p.size() - 11 - 5));
   // Administration: enable secrets engines and auth methods, tune TTLs.
   if (call.method != "POST") return errorReply(404, {"unsupported path"});
   Status result = setupError("unsupported path");
   mu_.unlock();  // the setup calls take the lock themselves
-  if (startsWith(p, "sys/mounts/") && p.size() > 16 && p.compare(p.size() - 5, 5, "/tune") == 0) {
+  if (tune) {
     const std::string mount = p.substr(11, p.size() - 11 - 5);
     const auto max = durationSeconds(call.params.value("max_lease_ttl", json(0)));
     const auto def = durationSeconds(call.params.value("default_lease_ttl", json(0)));
@@ -604,6 +606,19 @@ Reply VaultCore::sys(const Resolved& where, const Call& call, const std::string&
   mu_.lock();
   if (!result) return errorReply(400, {result.error().message});
   return noContent();
+}
+
+Reply VaultCore::tuneRead(const std::string& ns, const std::string& mount) {
+  Result<Mount*> m = mountFor(ns, mount, "");
+  if (!m) return errorReply(400, {"cannot fetch sysview for path \"" + trimSlashes(mount) + "/\""});
+  // Effective values, as the mount's requests see them: the system's where not tuned.
+  const MountConfig& c = (*m)->config;
+  const std::int64_t max = c.effectiveMaxTtl();
+  const std::int64_t def = std::min(c.default_lease_ttl > 0 ? c.default_lease_ttl : kSystemMaxTtlSeconds, max);
+  Envelope e;
+  e.mount_type = "system";
+  e.data = {{"default_lease_ttl", def}, {"max_lease_ttl", max}, {"force_no_cache", false}, {"description", ""}};
+  return envelopeReply(e);
 }
 
 Reply VaultCore::uiMounts(const Resolved& where, const std::string& target, const std::string& token_text) {

@@ -139,6 +139,8 @@ class VaultCore {
 
   Reply health(const IncomingRequest& request) const;
   Reply sys(const Resolved& where, const Call& call, const std::string& token);
+  // GET sys/mounts/<mount>/tune: the mount's effective TTLs (the caller checked the ACL).
+  Reply tuneRead(const std::string& ns, const std::string& mount);
   Reply uiMounts(const Resolved& where, const std::string& target, const std::string& token);
   Reply tokenSelf(const Resolved& where, const Call& call, const std::string& token);
 
