@@ -253,10 +253,42 @@ Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount) {
   return out;
 }
 
+Result<std::optional<Duration>> PkiSource::mountMaxTtl(const std::string& mount) {
+  const auto seconds = [](const nlohmann::json& v) -> std::optional<Duration> {
+    if (!v.is_number_integer() || v.get<long long>() <= 0) return std::nullopt;
+    return std::chrono::duration_cast<Duration>(std::chrono::seconds(v.get<long long>()));
+  };
+  const auto optional = [](Result<VaultResponse> r) -> Result<std::optional<VaultResponse>> {
+    if (r) return std::optional<VaultResponse>(std::move(r).value());
+    // Unreachable or overloaded: retried like any read. Anything else only means this
+    // check is not possible here; signing reports its own errors.
+    if (isTransient(r.error().code)) return r.error();
+    return std::optional<VaultResponse>();
+  };
+  // The mount's own setting, as tuned (0: not tuned, the server's default applies).
+  ASSIGN_OR_RETURN(std::optional<VaultResponse> ui,
+                   optional(vault_.call("GET", "sys/internal/ui/mounts/" + mount, nullptr, true, true)));
+  if (ui && ui->status == 200) {
+    if (auto tuned = seconds(member(member(member(ui->body, "data"), "config"), "max_lease_ttl"))) return tuned;
+  }
+  if (tune_denied_) return std::optional<Duration>();
+  // The effective value, the server's default included.
+  Result<VaultResponse> tune = vault_.call("GET", "sys/mounts/" + mount + "/tune");
+  if (!tune && tune.error().code == ErrorCode::kPermissionDenied) {
+    tune_denied_ = true;
+    spdlog::info("event=pki_max_ttl_unknown mount={} message=\"the token may not read sys/mounts/{}/tune; a --ttl "
+                 "clamped by the mount's max_lease_ttl is found only after signing\"",
+                 mount, mount);
+  }
+  ASSIGN_OR_RETURN(std::optional<VaultResponse> read, optional(std::move(tune)));
+  if (!read) return std::optional<Duration>();
+  return seconds(member(member(read->body, "data"), "max_lease_ttl"));
+}
+
 // Everything that would make the agent reject what Vault signs, checked before Vault signs
 // (and stores) it: a crash-looping init must not mint a certificate per restart.
 Result<std::chrono::seconds> PkiSource::preflight(const Signer& signer, const std::vector<Certificate>& roots,
-                                                  const std::string& root_mount) {
+                                                  const std::string& mount, const std::string& root_mount) {
   const SystemTime now = clock_.now();
   const std::string what = "signing issuer of " + settings_.sign_path;
   if (roots.empty()) {
@@ -283,11 +315,17 @@ Result<std::chrono::seconds> PkiSource::preflight(const Signer& signer, const st
       limited_by = c.info().subject + ", which expires at " + formatTime(c.info().not_after);
     }
   }
+  std::string advice = "rotate the root or intermediate in Vault, or raise --ttl";
+  ASSIGN_OR_RETURN(std::optional<Duration> max_ttl, mountMaxTtl(mount));
+  if (max_ttl && now + *max_ttl < limit) {
+    limit = now + *max_ttl;
+    limited_by = "the max_lease_ttl of mount " + mount + ", " + describeDuration(*max_ttl);
+    advice = "raise it (vault secrets tune -max-lease-ttl=... " + mount + ") or lower --min-remaining";
+  }
   if (limit - now < min_remaining_) {
-    return Error{ErrorCode::kValidation,
-                 "not signing at " + settings_.sign_path + ": the intermediate would be usable only until " +
-                     formatTime(limit) + " (limited by " + limited_by +
-                     "), less than --min-remaining; rotate the root or intermediate in Vault, or raise --ttl"};
+    return Error{ErrorCode::kValidation, "not signing at " + settings_.sign_path +
+                                             ": the intermediate would be usable only until " + formatTime(limit) +
+                                             " (limited by " + limited_by + "), less than --min-remaining; " + advice};
   }
   // Vault 1.21.1+ refuses a backdated notBefore earlier than the signer's own: backdate
   // at most as far as the signer's age.
@@ -316,7 +354,7 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
   ASSIGN_OR_RETURN(std::string root_mount, rootMount());
   ASSIGN_OR_RETURN(Signer signer, readSigner(mount));
   ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(root_mount, signer.chain));
-  ASSIGN_OR_RETURN(std::chrono::seconds backdate, preflight(signer, roots, root_mount));
+  ASSIGN_OR_RETURN(std::chrono::seconds backdate, preflight(signer, roots, mount, root_mount));
 
   ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());
   nlohmann::json body = {{"csr", kc.csr},

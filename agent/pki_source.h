@@ -12,10 +12,16 @@
 // The trust bundle comes from --pki-root-mount (default: the signing mount), so the
 // two-mount layout (root in pki, intermediate in pki_int without its root) works.
 //
+// The signing mount's max_lease_ttl caps --ttl, so it is checked before signing too: from
+// sys/internal/ui/mounts/<mount> (any token that may sign there may read it) when the mount
+// was tuned, else from sys/mounts/<mount>/tune (the system default applies; reading it needs
+// a policy granting read there). When neither tells, the check after signing remains.
+//
 // Vault requests per load: GET <mount>/issuer/<ref>/json (the signer), LIST
-// <root mount>/issuers and one <root mount>/issuer/<id>/json per issuer, then sign
-// (+ generate before it and DELETE <mount>/key/<key_id> after it in exported mode).
-// All reads are unauthenticated paths in Vault 1.11+.
+// <root mount>/issuers and one <root mount>/issuer/<id>/json per issuer, GET
+// sys/internal/ui/mounts/<mount> (+ GET sys/mounts/<mount>/tune for an untuned mount, until
+// it is once denied), then sign (+ generate before it and DELETE <mount>/key/<key_id> after
+// it in exported mode). The issuer reads are unauthenticated paths in Vault 1.11+.
 #pragma once
 
 #include <string>
@@ -69,7 +75,9 @@ class PkiSource final : public CaSource {
   // The not_before_duration that Vault 1.21.1+ accepts for this signer (at most 30 s), or
   // the reason not to sign.
   Result<std::chrono::seconds> preflight(const Signer& signer, const std::vector<Certificate>& roots,
-                                         const std::string& root_mount);
+                                         const std::string& mount, const std::string& root_mount);
+  // The max_lease_ttl Vault will cap --ttl at on mount; nullopt when Vault does not tell.
+  Result<std::optional<Duration>> mountMaxTtl(const std::string& mount);
   // Best effort: a failed delete is warned about, never fatal.
   void deleteVaultKey(const std::string& key_id);
   Result<std::optional<std::string>> changeStampUnguarded();
@@ -84,6 +92,7 @@ class PkiSource final : public CaSource {
   Duration min_remaining_;
   Clock& clock_;
   bool warned_list_forbidden_ = false;
+  bool tune_denied_ = false;  // asked once: a denial costs Vault a token check each time
 };
 
 // "istiod intermediate <POD_NAME or hostname>".

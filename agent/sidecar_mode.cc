@@ -45,6 +45,7 @@ std::string vaultOperation(const std::string& call) {
   if (path.rfind("auth/token/revoke-self", 0) == 0) return "token_revoke";
   if (path.rfind("auth/", 0) == 0 && ends("/login")) return "login";
   if (path.rfind("sys/internal/ui/mounts/", 0) == 0) return "mount_lookup";
+  if (path.rfind("sys/mounts/", 0) == 0 && ends("/tune")) return "mount_tune";
   if (ends("sign-intermediate")) return "pki_sign";
   if (has("intermediate/generate/")) return "pki_generate";
   if (method == "LIST" && ends("/issuers")) return "pki_list_issuers";

@@ -16,7 +16,7 @@ tables="$build/fault-matrix"
 mkdir -p "$tables"
 CACERTS_FAULT_MATRIX_DIR="$tables" ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 600 \
   || status=$?
-for table in "$tables/init.md" "$tables/sidecar.md"; do
+for table in "$tables/init.md" "$tables/sidecar.md" "$tables/ha.md"; do
   [ -f "$table" ] && { echo; cat "$table"; }
 done
 [ "$status" -eq 0 ] || exit "$status"

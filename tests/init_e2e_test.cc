@@ -285,6 +285,89 @@ TEST_CASE("init works inside a Vault namespace", "[init-e2e]") {
   v.scanForSecrets();
 }
 
+TEST_CASE("init reads a KV mount of a child namespace with a token of the parent namespace", "[init-e2e]") {
+  // Vault Enterprise's usual split: the auth method and its policies live in namespace
+  // "team", the secret in a mount of the child namespace "team/istio". The parent's policy
+  // names the child's mount with the child's relative path.
+  E2eVault v;
+  auto& s = v.server();
+  REQUIRE(s.enableKv("team/istio", "secret", 2));
+  REQUIRE(s.setPolicy("team", "istio-reader", {{"istio/secret/data/mesh/*", {"read"}}}));
+  v.putCa("mesh/ca", v.intermediate().cert.pem(), v.intermediate().key.traditionalPem(),
+          v.intermediate().cert.pem() + v.root().cert.pem(), v.root().cert.pem(), "secret", "team/istio");
+  TokenSpec spec;
+  spec.id = std::string(kTokenMarker) + ".team";
+  spec.policies = {"istio-reader"};
+  spec.ttl_seconds = 3600;
+  const std::string token = s.createToken("team", spec);
+  TempDir out;
+  const auto base = concat({"init", "--dir", out.path()}, v.connectArgs());
+  // Every secret read went to the child namespace, named by the header or the path.
+  const auto readsInChild = [&] {
+    int reads = 0;
+    for (const auto& req : s.requests()) {
+      if (req.path.find("/secret/data/mesh/ca") == std::string::npos || req.path.find("/sys/") != std::string::npos) {
+        continue;
+      }
+      std::string ns = req.namespace_header;
+      if (!ns.empty() && ns.back() == '/') ns.pop_back();
+      CHECK(ns + "/" + req.path.substr(4) == "team/istio/secret/data/mesh/ca");
+      CHECK(req.status == 200);
+      ++reads;
+    }
+    return reads;
+  };
+
+  // init with VAULT_TOKEN=token_value, --vault-namespace ns and the secret mesh/ca of mount.
+  const auto withToken = [&](const std::string& token_value, const std::string& ns, const std::string& mount) {
+    return v.run(concat(concat(base, {"--vault-namespace", ns, "--auth-method", "token"}), E2eVault::kvArgs("mesh/ca", mount)),
+                 {{"VAULT_TOKEN", token_value}});
+  };
+
+  SECTION("--vault-namespace names the parent, the path starts with the child") {
+    const auto r = withToken(token, "team", "istio/secret");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    requirePublished(out, v);
+    // Vault reported the mount as team/istio/secret/; the agent placed the path inside it.
+    CHECK_THAT(r.err, Catch::Contains("event=kv_mount_detected path=istio/secret/data/mesh/ca mount=istio/secret/ kv_version=2"));
+    CHECK(readsInChild() == 1);
+  }
+  SECTION("--vault-namespace names the child, the token comes from the parent") {
+    const auto r = withToken(token, "team/istio", "secret");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    requirePublished(out, v);
+    CHECK(readsInChild() == 1);
+  }
+  SECTION("kubernetes login in the parent, secret in the child, the login token revoked after") {
+    v.enableKubernetesIstiodRole({"istio-reader"}, "team");
+    const auto r = v.run(concat(concat(base, {"--vault-namespace", "team", "--auth-method", "kubernetes",
+                                              "--auth-role", "istiod", "--jwt-file", v.jwtFile()}),
+                                E2eVault::kvArgs("mesh/ca", "istio/secret")));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    requirePublished(out, v);
+    CHECK(readsInChild() == 1);
+    CHECK(s.liveTokens() == 0);
+  }
+  SECTION("a token of the child namespace is refused in the parent's mount") {
+    REQUIRE(s.enableKv("team", "secret", 2));
+    v.putCa("mesh/ca", v.intermediate().cert.pem(), v.intermediate().key.traditionalPem(),
+            v.intermediate().cert.pem() + v.root().cert.pem(), v.root().cert.pem(), "secret", "team");
+    REQUIRE(s.setPolicy("team/istio", "reader", {{"secret/data/mesh/*", {"read"}}}));
+    TokenSpec child_spec = spec;
+    child_spec.id = std::string(kTokenMarker) + ".child";
+    child_spec.policies = {"reader"};
+    const std::string child = s.createToken("team/istio", child_spec);
+    const auto r = withToken(child, "team", "secret");
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    CHECK_FALSE(std::filesystem::exists(out.file("ca-cert.pem")));
+  }
+  v.scanForSecrets();
+}
+
 TEST_CASE("init publishes the tls layout and never both layouts", "[init-e2e]") {
   E2eVault v;
   TempDir out;

@@ -82,13 +82,15 @@ TEST_CASE("pki init publishes a fresh intermediate whose key never left the pod"
         calls.push_back(req.method + " " + req.path);
         CHECK(req.body.find("PRIVATE KEY") == std::string::npos);
       }
-      REQUIRE(calls.size() == 4);
+      REQUIRE(calls.size() == 5);
       CHECK(calls[0] == "GET /v1/pki/mesh/issuer/default/json");
       // LIST goes out as GET ?list=true, which Vault treats identically.
       CHECK(calls[1] == "GET /v1/pki/mesh/issuers");
       CHECK(p.vault.server().requests()[2].query == "list=true");
       CHECK_THAT(calls[2], Catch::StartsWith("GET /v1/pki/mesh/issuer/"));
-      CHECK(calls[3] == "POST /v1/pki/mesh/root/sign-intermediate");
+      // The mount is tuned: its max_lease_ttl comes with the mount lookup, no tune read.
+      CHECK(calls[3] == "GET /v1/sys/internal/ui/mounts/pki/mesh");
+      CHECK(calls[4] == "POST /v1/pki/mesh/root/sign-intermediate");
     }
   }
   p.vault.scanForSecrets();
@@ -317,6 +319,61 @@ TEST_CASE("pki ttl clamping: warning and real lifetime, or exit 5 below --min-re
   CHECK(snapshotTree(out.path()) == before);
   CHECK(*p.vault.server().pkiIssuedCount("", "pki/mesh") == *issued);
   p.vault.scanForSecrets();
+}
+
+TEST_CASE("pki init checks the mount's max_lease_ttl before signing, and after it when Vault does not tell",
+          "[pki-e2e]") {
+  auto hours = [](int h) { return std::chrono::hours(h); };
+  std::vector<std::string> extra = {"--ttl", "720h", "--min-remaining", "48h"};
+  std::string message;
+  std::size_t minted = 0;  // certificates a failing init may leave in Vault
+  std::unique_ptr<PkiVault> p;
+  SECTION("a tuned mount: its max_lease_ttl from sys/internal/ui/mounts, no extra policy") {
+    p = std::make_unique<PkiVault>();
+    REQUIRE(p->vault.server().tuneMount("", "pki/mesh", hours(24)));
+    message = "limited by the max_lease_ttl of mount pki/mesh, 24h0m0s";
+  }
+  // Not tuned: the system's 768h applies, which only sys/mounts/<mount>/tune reveals. The
+  // mount signs with a ten-year root imported into it (one generated there would be cut to
+  // 768h itself).
+  const auto untuned = [&](bool may_read_tune) {
+    p = std::make_unique<PkiVault>("", hours(0));
+    auto& s = p->vault.server();
+    const auto now = std::chrono::system_clock::now();
+    const TestCa root = makeRoot("Mesh Root Long", now - hours(1), now + hours(87600));
+    auto imported = s.pkiImport("", "pki/mesh", root.cert.pem() + root.key.pkcs8Pem());
+    REQUIRE(imported);
+    REQUIRE(s.pkiSetDefaultIssuer("", "pki/mesh", (*imported)["imported_issuers"][0].get<std::string>()));
+    REQUIRE(s.pkiDeleteIssuer("", "pki/mesh", "root-a"));
+    if (may_read_tune) REQUIRE(s.setPolicy("", "tune-reader", {{"sys/mounts/pki/mesh/tune", {"read"}}}));
+    TokenSpec spec;
+    spec.id = std::string(kTokenMarker) + ".tune";
+    spec.policies = {"signer", "tune-reader"};
+    p->token_file = p->vault.workDir() + "/pki-tune-token";
+    writeFile(p->token_file, s.createToken("", spec), 0600);
+    extra = {"--ttl", "8760h", "--min-remaining", "800h"};
+  };
+  SECTION("an untuned mount whose tune endpoint the token may read") {
+    untuned(true);
+    message = "limited by the max_lease_ttl of mount pki/mesh, 768h0m0s";
+  }
+  SECTION("an untuned mount whose tune endpoint is denied: the check after signing") {
+    untuned(false);
+    message = "the requested --ttl was clamped, most likely by the mount's max_lease_ttl";
+    minted = 1;
+  }
+  auto& s = p->vault.server();
+  const auto before = s.pkiIssuedCount("", "pki/mesh");
+  REQUIRE(before);
+  TempDir out;
+  const auto r = p->vault.run(p->args(out, extra));
+  INFO(r.err);
+  CHECK(r.exit_code == 5);
+  CHECK_THAT(r.err, Catch::Contains(message));
+  CHECK(*s.pkiIssuedCount("", "pki/mesh") == *before + minted);
+  CHECK(countRequestsTo(s, "GET", "/v1/sys/internal/ui/mounts/pki/mesh") == 1);
+  if (minted == 1) CHECK_THAT(r.err, Catch::Contains("event=pki_max_ttl_unknown"));
+  p->vault.scanForSecrets();
 }
 
 TEST_CASE("pki failures leave the previous generation byte-identical", "[pki-e2e]") {

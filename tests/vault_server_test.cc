@@ -1,4 +1,5 @@
 #include "tests/vault_server/vault_test_server.h"
+#include "tests/vault_server/policy.h"
 
 #include <httplib.h>
 #include <openssl/x509v3.h>
@@ -55,6 +56,11 @@ json bodyOf(const httplib::Result& r) {
   const json j = json::parse(r->body, nullptr, false);
   REQUIRE_FALSE(j.is_discarded());
   return j;
+}
+
+int statusOf(const httplib::Result& r) {
+  REQUIRE(r);
+  return r->status;
 }
 
 std::string firstError(const httplib::Result& r) { return bodyOf(r)["errors"].at(0).get<std::string>(); }
@@ -227,6 +233,109 @@ TEST_CASE("vault server resolves mounts and namespaces like Vault", "[vault-serv
   REQUIRE(unknown);
   CHECK(unknown->status == 403);
   CHECK_THAT(firstError(unknown), Catch::StartsWith("preflight capability check returned 403"));
+}
+
+TEST_CASE("policy paths are matched as full paths: a token's rules see child namespaces from its own",
+          "[vault-server]") {
+  CHECK(pathSeenFrom("team", "team", "secret/data/x") == "secret/data/x");
+  CHECK(pathSeenFrom("team", "team/istio", "secret/data/x") == "istio/secret/data/x");
+  CHECK(pathSeenFrom("team", "team/istio/mesh", "kv/") == "istio/mesh/kv/");
+  CHECK(pathSeenFrom("", "team/istio", "secret/data/x") == "team/istio/secret/data/x");
+  CHECK_FALSE(pathSeenFrom("team/istio", "team", "secret/data/x"));    // parent
+  CHECK_FALSE(pathSeenFrom("team/istio", "team/other", "secret/data/x"));  // sibling
+  CHECK_FALSE(pathSeenFrom("team/istio", "", "secret/data/x"));        // root
+  CHECK_FALSE(pathSeenFrom("team", "team-b", "secret/data/x"));       // a name prefix is no parent
+}
+
+TEST_CASE("vault server lets a token act in namespaces below its own, as its policies allow",
+          "[vault-server]") {
+  auto vault = startServer();
+  REQUIRE(vault->enableKv("team/istio", "secret", 2));
+  REQUIRE(vault->kvPut("team/istio", "secret", "istio/ca", {{"k", "child"}}));
+  REQUIRE(vault->enableKv("team", "secret", 2));
+  REQUIRE(vault->kvPut("team", "secret", "istio/ca", {{"k", "parent"}}));
+  REQUIRE(vault->enableKv("team/other", "secret", 2));
+  REQUIRE(vault->kvPut("team/other", "secret", "istio/ca", {{"k", "sibling"}}));
+  // A rule for the child's mount, written in the parent with the child's relative path.
+  REQUIRE(vault->setPolicy("team", "istio-reader", {{"istio/secret/data/istio/*", {"read"}}}));
+  // The same rule without the child's path names the parent's own mount only.
+  REQUIRE(vault->setPolicy("team", "own-reader", {{"secret/data/istio/*", {"read"}}}));
+  REQUIRE(vault->setPolicy("team/istio", "reader", {{"secret/data/*", {"read"}}}));
+  REQUIRE(vault->setPolicy("", "deep-reader", {{"team/istio/secret/data/*", {"read"}}}));
+  const std::string parent = vault->createToken("team", {.policies = {"istio-reader"}});
+  const std::string parent_own = vault->createToken("team", {.policies = {"own-reader"}});
+  const std::string child = vault->createToken("team/istio", {.policies = {"reader"}});
+  const std::string from_root = vault->createToken("", {.policies = {"deep-reader"}});
+  Client client(*vault);
+  auto status = [&](const std::string& path, const std::string& token, const std::string& ns) {
+    return statusOf(client.get(path, token, ns));
+  };
+
+  SECTION("a parent's token reads the child's mount, however the namespace is named") {
+    const json by_header = bodyOf(client.get("/v1/secret/data/istio/ca", parent, "team/istio"));
+    CHECK(by_header["data"]["data"]["k"] == "child");
+    CHECK(bodyOf(client.get("/v1/istio/secret/data/istio/ca", parent, "team"))["data"]["data"]["k"] == "child");
+    CHECK(bodyOf(client.get("/v1/team/istio/secret/data/istio/ca", parent))["data"]["data"]["k"] == "child");
+    // Only what the rule names: another path of the same mount is a policy denial, not a bad token.
+    REQUIRE(vault->kvPut("team/istio", "secret", "other/ca", {{"k", "x"}}));
+    const auto other = client.get("/v1/secret/data/other/ca", parent, "team/istio");
+    REQUIRE(other);
+    CHECK(other->status == 403);
+    CHECK(firstError(other) == "1 error occurred:\n\t* permission denied\n\n");
+    // The token itself is good in the child namespace.
+    CHECK(status("/v1/auth/token/lookup-self", parent, "team/istio") == 200);
+  }
+  SECTION("mount discovery in the child answers for a parent's token") {
+    const json here = bodyOf(client.get("/v1/sys/internal/ui/mounts/secret/istio/ca", parent, "team/istio"));
+    CHECK(here["data"]["path"] == "secret/");
+    const json from_parent = bodyOf(client.get("/v1/sys/internal/ui/mounts/istio/secret/istio/ca", parent, "team"));
+    CHECK(from_parent["data"]["path"] == "team/istio/secret/");
+    // A parent's rule without the child's path grants nothing in the child's mount.
+    CHECK(status("/v1/sys/internal/ui/mounts/secret/istio/ca", parent_own, "team/istio") == 403);
+  }
+  SECTION("a rule without the child's path is the parent's own mount") {
+    CHECK(status("/v1/secret/data/istio/ca", parent_own, "team/istio") == 403);
+    CHECK(bodyOf(client.get("/v1/secret/data/istio/ca", parent_own, "team"))["data"]["data"]["k"] == "parent");
+    // And the child-path rule does not reach the parent's own mount.
+    CHECK(status("/v1/secret/data/istio/ca", parent, "team") == 403);
+  }
+  SECTION("a root-namespace token with a rule naming the full path") {
+    CHECK(bodyOf(client.get("/v1/secret/data/istio/ca", from_root, "team/istio"))["data"]["data"]["k"] == "child");
+    CHECK(status("/v1/secret/data/istio/ca", from_root, "team") == 403);
+  }
+  SECTION("a child's token is refused in its parent, a sibling and the root") {
+    CHECK(bodyOf(client.get("/v1/secret/data/istio/ca", child, "team/istio"))["data"]["data"]["k"] == "child");
+    CHECK(status("/v1/secret/data/istio/ca", child, "team") == 403);
+    CHECK(status("/v1/secret/data/istio/ca", child, "team/other") == 403);
+    CHECK(status("/v1/team/other/secret/data/istio/ca", child, "") == 403);
+    CHECK(status("/v1/secret/data/istio/ca", child, "") == 403);
+    CHECK(status("/v1/sys/internal/ui/mounts/secret/istio/ca", child, "team") == 403);
+    CHECK(status("/v1/auth/token/lookup-self", child, "team") == 403);
+  }
+}
+
+TEST_CASE("vault server reads a mount's effective TTLs at sys/mounts/<mount>/tune for a token granted read there",
+          "[vault-server]") {
+  auto vault = startServer();
+  REQUIRE(vault->enablePki("", "pki", 0s));
+  REQUIRE(vault->enablePki("", "pki_int", 48h));
+  REQUIRE(vault->setPolicy("", "tune-reader", {{"sys/mounts/+/tune", {"read"}}}));
+  REQUIRE(vault->setPolicy("", "signer", {{"pki/*", {"update"}}}));
+  const std::string reader = vault->createToken("", {.policies = {"tune-reader"}});
+  const std::string signer = vault->createToken("", {.policies = {"signer"}});
+  Client client(*vault);
+
+  // Not tuned: the system's 768h, where sys/internal/ui/mounts reports the mount's own 0.
+  const json untuned = bodyOf(client.get("/v1/sys/mounts/pki/tune", reader));
+  CHECK(untuned["data"]["max_lease_ttl"] == 768 * 3600);
+  CHECK(untuned["data"]["default_lease_ttl"] == 768 * 3600);
+  CHECK(bodyOf(client.get("/v1/sys/internal/ui/mounts/pki", signer))["data"]["config"]["max_lease_ttl"] == 0);
+  const json tuned = bodyOf(client.get("/v1/sys/mounts/pki_int/tune", reader));
+  CHECK(tuned["data"]["max_lease_ttl"] == 48 * 3600);
+  CHECK(tuned["data"]["default_lease_ttl"] == 48 * 3600);  // the system default, capped at the max
+
+  CHECK(statusOf(client.get("/v1/sys/mounts/pki/tune", signer)) == 403);
+  CHECK(statusOf(client.get("/v1/sys/mounts/nope/tune", reader)) == 400);
 }
 
 TEST_CASE("vault server seals: 503 everywhere, sys/health reports it", "[vault-server]") {

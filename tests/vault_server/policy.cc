@@ -87,6 +87,17 @@ unsigned effectiveCapabilities(const std::vector<const Policy*>& policies, const
   return (caps & kCapDeny) ? kCapDeny : caps;
 }
 
+std::optional<std::string> pathSeenFrom(const std::string& token_ns, const std::string& request_ns,
+                                        const std::string& path) {
+  if (token_ns == request_ns) return path;
+  if (token_ns.empty()) return request_ns + "/" + path;
+  if (request_ns.size() <= token_ns.size() || request_ns.compare(0, token_ns.size(), token_ns) != 0 ||
+      request_ns[token_ns.size()] != '/') {
+    return std::nullopt;
+  }
+  return request_ns.substr(token_ns.size() + 1) + "/" + path;
+}
+
 bool grantsAnythingUnder(const std::vector<const Policy*>& policies, const std::string& prefix) {
   for (const Policy* p : policies) {
     if (p->root) return true;

@@ -41,6 +41,17 @@ bool globMatches(const std::string& pattern, const std::string& path);
 // Capabilities the policies grant on path (kCapDeny set means "denied").
 unsigned effectiveCapabilities(const std::vector<const Policy*>& policies, const std::string& path);
 
+// The path a token's policies are matched against. Vault compares ACLs on full paths from
+// the root namespace: a rule "P" of a policy in namespace N stands for "N/P", and a request
+// in namespace R for "Q" is checked as "R/Q". So a token of namespace token_ns acts in
+// request_ns when that is token_ns or a namespace below it, and its rules see the request's
+// path prefixed with request_ns relative to token_ns ("istio/secret/data/x" for a token of
+// "team" reading secret/data/x in "team/istio"). nullopt when request_ns is a parent or a
+// sibling of token_ns: no rule of that token can name a path there. Namespaces are given
+// without leading or trailing '/' ("" is the root namespace).
+std::optional<std::string> pathSeenFrom(const std::string& token_ns, const std::string& request_ns,
+                                        const std::string& path);
+
 // True when some non-deny rule could match a path at or below prefix (which ends in '/').
 // This is Vault's test for sys/internal/ui/mounts access.
 bool grantsAnythingUnder(const std::vector<const Policy*>& policies, const std::string& prefix);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "tests/vault_server/policy.h"
+
 namespace cacerts::testing {
 
 bool TokenEntry::expired(SystemTime now) const {
@@ -43,7 +45,7 @@ std::string TokenStore::create(const std::string& ns, TokenSpec spec, SystemTime
 const TokenEntry* TokenStore::findValid(const std::string& token, const std::string& ns,
                                         SystemTime now) const {
   const auto it = tokens_.find(token);
-  if (it == tokens_.end() || it->second.ns != ns || it->second.expired(now)) return nullptr;
+  if (it == tokens_.end() || !pathSeenFrom(it->second.ns, ns, "") || it->second.expired(now)) return nullptr;
   return &it->second;
 }
 

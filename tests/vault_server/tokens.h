@@ -49,7 +49,9 @@ struct RenewResult {
 class TokenStore {
  public:
   std::string create(const std::string& ns, TokenSpec spec, SystemTime now);
-  // The entry for token, or nullptr when unknown, expired, or from another namespace.
+  // The entry for token, or nullptr when unknown, expired, or not usable in ns. A token acts
+  // in its own namespace and in every namespace below it (what its policies then allow there
+  // is pathSeenFrom's rule); in a parent or sibling namespace it is refused.
   const TokenEntry* findValid(const std::string& token, const std::string& ns, SystemTime now) const;
   // Renews within max_ttl; nullopt (with message) when the token is not renewable.
   std::optional<RenewResult> renew(const std::string& token, std::optional<std::int64_t> increment,

@@ -171,6 +171,11 @@ std::vector<const Policy*> VaultCore::policiesOf(const TokenEntry& token) {
   return out;
 }
 
+unsigned VaultCore::capabilitiesOn(const TokenEntry& token, const std::string& ns, const std::string& path) {
+  const auto seen = pathSeenFrom(token.ns, ns, path);
+  return seen ? effectiveCapabilities(policiesOf(token), *seen) : 0u;
+}
+
 Reply VaultCore::denied(const std::string& token) const {
   return errorReply(403, {token.empty() ? permissionDeniedMessage()
                                         : invalidTokenMessage(behaviour_.token_errors_modern)});
@@ -506,8 +511,7 @@ Reply VaultCore::handle(const IncomingRequest& request) {
   }
   const TokenEntry* token = tokens_.findValid(request.token, where->ns, call.now);
   if (!token) return denied(request.token);
-  const auto policies = policiesOf(*token);
-  const unsigned caps = effectiveCapabilities(policies, where->relative);
+  const unsigned caps = capabilitiesOn(*token, where->ns, where->relative);
   if (!mount) {
     if (caps & kCapDeny || caps == 0) return errorReply(403, {permissionDeniedMessage()});
     return errorReply(404, {"no handler for route \"" + where->relative + "\". route entry not found."});
@@ -566,15 +570,17 @@ Reply VaultCore::sys(const Resolved& where, const Call& call, const std::string&
   }
   const TokenEntry* token = tokens_.findValid(token_text, where.ns, call.now);
   if (!token) return denied(token_text);
-  const unsigned caps = effectiveCapabilities(policiesOf(*token), p);
+  const unsigned caps = capabilitiesOn(*token, where.ns, p);
   if ((caps & kCapDeny) || (caps & neededCapability(call.method)) == 0) {
     return errorReply(403, {permissionDeniedMessage()});
   }
+  const bool tune = startsWith(p, "sys/mounts/") && p.size() > 16 && p.compare(p.size() - 5, 5, "/tune") == 0;
+  if (tune && call.method == "GET") return tuneRead(where.ns, p.substr(11, p.size() - 11 - 5));
   // Administration: enable secrets engines and auth methods, tune TTLs.
   if (call.method != "POST") return errorReply(404, {"unsupported path"});
   Status result = setupError("unsupported path");
   mu_.unlock();  // the setup calls take the lock themselves
-  if (startsWith(p, "sys/mounts/") && p.size() > 16 && p.compare(p.size() - 5, 5, "/tune") == 0) {
+  if (tune) {
     const std::string mount = p.substr(11, p.size() - 11 - 5);
     const auto max = durationSeconds(call.params.value("max_lease_ttl", json(0)));
     const auto def = durationSeconds(call.params.value("default_lease_ttl", json(0)));
@@ -602,6 +608,19 @@ Reply VaultCore::sys(const Resolved& where, const Call& call, const std::string&
   return noContent();
 }
 
+Reply VaultCore::tuneRead(const std::string& ns, const std::string& mount) {
+  Result<Mount*> m = mountFor(ns, mount, "");
+  if (!m) return errorReply(400, {"cannot fetch sysview for path \"" + trimSlashes(mount) + "/\""});
+  // Effective values, as the mount's requests see them: the system's where not tuned.
+  const MountConfig& c = (*m)->config;
+  const std::int64_t max = c.effectiveMaxTtl();
+  const std::int64_t def = std::min(c.default_lease_ttl > 0 ? c.default_lease_ttl : kSystemMaxTtlSeconds, max);
+  Envelope e;
+  e.mount_type = "system";
+  e.data = {{"default_lease_ttl", def}, {"max_lease_ttl", max}, {"force_no_cache", false}, {"description", ""}};
+  return envelopeReply(e);
+}
+
 Reply VaultCore::uiMounts(const Resolved& where, const std::string& target, const std::string& token_text) {
   const TokenEntry* token = tokens_.findValid(token_text, where.ns, clockNow());
   if (!token_text.empty() && !token) return denied(token_text);
@@ -609,7 +628,6 @@ Reply VaultCore::uiMounts(const Resolved& where, const std::string& target, cons
   const std::string preflight = "preflight capability check returned 403, please ensure client's "
                                 "policies grant access to path \"" + path + "/\"";
   // A child namespace may be named at the start of the path; data.path then carries it.
-  std::string child_prefix;
   std::string ns_name = where.ns;
   for (const auto& [name, _] : namespaces_) {
     const std::string full = where.ns.empty() ? path : where.ns + "/" + path;
@@ -619,16 +637,14 @@ Reply VaultCore::uiMounts(const Resolved& where, const std::string& target, cons
     }
   }
   if (ns_name != where.ns) {
-    child_prefix = where.ns.empty() ? ns_name : ns_name.substr(where.ns.size() + 1);
-    path = path.substr(child_prefix.size() + 1);
-    child_prefix += "/";
+    const std::size_t child_prefix = where.ns.empty() ? ns_name.size() : ns_name.size() - where.ns.size() - 1;
+    path = path.substr(child_prefix + 1);
   }
   std::string sub;
   Mount* mount = findMount(nsRef(ns_name), path, sub);
-  if (!token || !mount ||
-      !grantsAnythingUnder(policiesOf(*token), child_prefix + mount->config.path + "/")) {
-    return errorReply(403, {preflight});
-  }
+  // The token may come from where.ns or above it; its rules see the mount from there.
+  const auto seen = token && mount ? pathSeenFrom(token->ns, ns_name, mount->config.path + "/") : std::nullopt;
+  if (!seen || !grantsAnythingUnder(policiesOf(*token), *seen)) return errorReply(403, {preflight});
   const MountConfig& c = mount->config;
   Envelope e;
   e.mount_type = "system";
@@ -679,7 +695,7 @@ Reply VaultCore::tokenSelf(const Resolved& where, const Call& call, const std::s
   }
   if (op == "lookup-self" || op == "renew-self" || op == "revoke-self") return errorReply(405, {"unsupported operation"});
   // Other token-store paths are not part of this double; answer like an ACL miss.
-  const unsigned caps = effectiveCapabilities(policiesOf(*token), where.relative);
+  const unsigned caps = capabilitiesOn(*token, where.ns, where.relative);
   if (caps == 0 || (caps & kCapDeny)) return errorReply(403, {permissionDeniedMessage()});
   return errorReply(404, {"unsupported path"});
 }

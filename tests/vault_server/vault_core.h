@@ -133,10 +133,14 @@ class VaultCore {
   template <class T>
   Result<T*> engineFor(const std::string& ns, const std::string& mount);
   std::vector<const Policy*> policiesOf(const TokenEntry& token);
+  // What token's policies grant on path of namespace ns (Vault's full-path ACL rule).
+  unsigned capabilitiesOn(const TokenEntry& token, const std::string& ns, const std::string& path);
   Reply denied(const std::string& token) const;
 
   Reply health(const IncomingRequest& request) const;
   Reply sys(const Resolved& where, const Call& call, const std::string& token);
+  // GET sys/mounts/<mount>/tune: the mount's effective TTLs (the caller checked the ACL).
+  Reply tuneRead(const std::string& ns, const std::string& mount);
   Reply uiMounts(const Resolved& where, const std::string& target, const std::string& token);
   Reply tokenSelf(const Resolved& where, const Call& call, const std::string& token);
 

@@ -301,19 +301,6 @@ void VaultTestServer::onRequest(const httplib::Request& req, httplib::Response& 
   rec.body = req.body;
   const std::size_t index = record(std::move(rec));
 
-  std::string standby_of;
-  {
-    std::lock_guard<std::mutex> lock(standby_mu_);
-    standby_of = standby_of_;
-  }
-  if (!standby_of.empty()) {
-    // Vault's respondStandby: no body, the active node's address with the same path and query.
-    setStatus(index, 307);
-    res.status = 307;
-    res.set_header("Location", standby_of + req.target);
-    return;
-  }
-
   if (auto fault = faults_.take(in.path)) {
     const int status = fault->status == 0 ? 200 : fault->status;
     switch (fault->kind) {
@@ -394,6 +381,20 @@ void VaultTestServer::onRequest(const httplib::Request& req, httplib::Response& 
         return;
       }
     }
+  }
+  // After the faults: they stand for what this node answers itself, before any forwarding
+  // (Vault applies rate-limit quotas in front of its standby handling).
+  std::string standby_of;
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    standby_of = standby_of_;
+  }
+  if (!standby_of.empty()) {
+    // Vault's respondStandby: no body, the active node's address with the same path and query.
+    setStatus(index, 307);
+    res.status = 307;
+    res.set_header("Location", standby_of + req.target);
+    return;
   }
   const Reply r = handle(in);
   setStatus(index, r.status);

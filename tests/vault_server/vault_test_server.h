@@ -43,7 +43,8 @@ struct VaultTestServerOptions {
   VaultBehaviour behaviour{};
   // Standby mode (HA Vault): non-empty, every /v1/ request is answered 307 with Location
   // set to this base address plus the request's path and query, as a standby that cannot
-  // forward does (Vault's respondStandby). e.g. "https://127.0.0.1:8200".
+  // forward does (Vault's respondStandby). e.g. "https://127.0.0.1:8200". Injected faults
+  // act before the redirect: they are what the node answers itself (a rate-limit quota).
   std::string standby_of{};
   // The CA that issues this server's TLS certificate; empty: a fresh one. An HA cluster's
   // nodes share one, so that one --vault-cacert verifies both the standby and the active.
