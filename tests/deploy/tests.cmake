@@ -12,7 +12,7 @@ set(_cacerts_deploy_env
   CACERTS_VAULT_TEST_SERVER=$<TARGET_FILE:vault-test-server>
   PYTHONDONTWRITEBYTECODE=1)
 
-foreach(_cacerts_deploy_test kustomize helm lint image)
+foreach(_cacerts_deploy_test kustomize prometheus_rules helm lint image)
   add_test(NAME deploy.${_cacerts_deploy_test}
            COMMAND ${CACERTS_DEPLOY_PYTHON}
                    ${PROJECT_SOURCE_DIR}/tests/deploy/test_${_cacerts_deploy_test}.py
