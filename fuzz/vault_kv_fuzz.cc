@@ -43,7 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   Result<CaMaterial> material = source.load();
   if (material) {
-    (void)assembleAndValidate(*material, ValidationOptions{clock.now(), std::chrono::hours(24)});
+    ValidationOptions options;
+    options.now = clock.now();
+    options.min_remaining = std::chrono::hours(24);
+    (void)assembleAndValidate(*material, options);
   }
   (void)source.versionStamp();
   return 0;

@@ -27,7 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   settings.sign_path = "pki/root/sign-intermediate";
   settings.common_name = "istiod fuzz";
   settings.uri_sans = "spiffe://cluster.local";
-  const ValidationOptions options{clock.now(), std::chrono::hours(1)};
+  ValidationOptions options;
+  options.now = clock.now();
+  options.min_remaining = std::chrono::hours(1);
 
   // Local key (the default): only the sign, issuer and listing responses come from Vault.
   PkiSource local(client, settings, std::chrono::hours(720), std::chrono::hours(1), clock);
