@@ -22,6 +22,8 @@ FROM --platform=$BUILDPLATFORM ${BUILD_IMAGE} AS build
 ARG TARGETARCH
 ARG BUILD_IMAGE
 ARG RUNTIME_IMAGE
+# --build-arg SOURCE_DATE_EPOCH=<seconds> fixes the SBOM's creation time (reproducible builds).
+ARG SOURCE_DATE_EPOCH
 # The target's libraries as Debian multiarch packages (scripts/install-deps.sh --image). The
 # full single-header cpp-httplib (a static build cannot use Debian's shared library) comes from
 # Debian's own source package, with Debian's security fixes, at the version of the installed
