@@ -127,8 +127,9 @@ fmt_ms() { awk -v v="$1" 'BEGIN {printf "%.1f ms", v}'; }
 fmt_mib() { awk -v v="$1" 'BEGIN {printf "%.1f MiB", v / 1024}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f×", a / b; else print "n/a"}'; }
 
-# The container image holds one static binary (Dockerfile); the image test leaves one behind.
-static_bin="$build/deploy/image/build-static/cacerts-agent"
+# The container image holds one static binary (Dockerfile); the image test (deploy.image, this
+# machine's architecture) leaves one behind.
+static_bin="$build/deploy/image/$(dpkg --print-architecture)/build-static/cacerts-agent"
 size_static=""
 if [ -f "$static_bin" ]; then
   strip --strip-all -o "$work/cacerts-agent.static" "$static_bin"

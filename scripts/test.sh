@@ -9,7 +9,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 
-bash "$root/scripts/install-deps.sh"
+# --cross arm64: the arm64 image is cross-built and run under qemu-user (deploy.image-arm64).
+bash "$root/scripts/install-deps.sh" --cross arm64
 bash "$root/scripts/build.sh" "$build"
 status=0
 tables="$build/fault-matrix"

@@ -23,5 +23,14 @@ foreach(_cacerts_deploy_test kustomize prometheus_rules helm lint image)
     TIMEOUT 900
     LABELS deploy)
 endforeach()
-# The image test builds the static binary on its first run.
-set_tests_properties(deploy.image PROPERTIES TIMEOUT 2400)
+# The arm64 image: the same test over the binary cross-compiled as the Dockerfile does for
+# linux/arm64, run under qemu-user (scripts/install-deps.sh --cross arm64 installs both).
+add_test(NAME deploy.image-arm64
+         COMMAND ${CACERTS_DEPLOY_PYTHON} ${PROJECT_SOURCE_DIR}/tests/deploy/test_image.py
+         WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+set_tests_properties(deploy.image-arm64 PROPERTIES
+  ENVIRONMENT "${_cacerts_deploy_env};CACERTS_IMAGE_ARCH=arm64"
+  SKIP_RETURN_CODE 77
+  LABELS deploy)
+# The image tests build the static binary on their first run.
+set_tests_properties(deploy.image deploy.image-arm64 PROPERTIES TIMEOUT 2400)
