@@ -136,7 +136,7 @@ TEST_CASE("check refuses an intermediate that only ca-cert.pem holds, naming ist
   }
 }
 
-TEST_CASE("check gives istiod's verdict first and this agent's policies as warnings; --policy makes them fatal",
+TEST_CASE("check gives istiod's verdict first and this agent's policies as warnings, and the policy flag makes them fatal",
           "[check-e2e]") {
   // A chain that starts with the root: istiod loads it (cert-chain is an unordered pool),
   // but caps workload certificates at the root's NotAfter instead of the intermediate's.

@@ -544,7 +544,7 @@ TEST_CASE("cacerts-agent refuses plain http to a remote Vault, and warns when al
   CHECK_THAT(allowed.err, Catch::Contains("event=insecure_http"));
 }
 
-TEST_CASE("--istio-version takes 1.20 to the newest known release; --relax-policy only agent policies",
+TEST_CASE("the istiod release option takes 1.20 to the newest known release, and the relax option only agent policies",
           "[config]") {
   CHECK(parse({"check"}).config().istio_minor == defaults::kIstioMinor);
   CHECK(parse({"check", "--istio-version", "1.27"}).config().istio_minor == 27);
@@ -563,7 +563,7 @@ TEST_CASE("--istio-version takes 1.20 to the newest known release; --relax-polic
   }
 }
 
-TEST_CASE("--kv-crl needs the KV source, the istio layout and istiod 1.27+", "[config]") {
+TEST_CASE("CRL publishing needs the KV source, the istio layout and istiod 1.27+", "[config]") {
   const std::vector<std::string> base = {"init", "--vault-addr", "https://vault:8200", "--kv-cert", "s/x#c",
                                          "--kv-key", "s/x#k", "--kv-crl", "s/x#crl"};
   CHECK(parseAndValidate(base));

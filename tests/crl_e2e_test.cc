@@ -101,7 +101,7 @@ TEST_CASE("init refuses to publish next to a ca-crl.pem another tool put there",
   CHECK_FALSE(std::filesystem::exists(out.file("ca-cert.pem")));
 }
 
-TEST_CASE("--kv-crl is refused with the PKI source, naming why", "[crl-e2e]") {
+TEST_CASE("init refuses CRL publishing with the PKI source, naming why", "[crl-e2e]") {
   E2eVault v;
   TempDir out;
   const auto r = v.run(concat(initArgs(v, out), concat({"--source", "pki", "--pki-sign-path", "pki/root/sign-intermediate"},

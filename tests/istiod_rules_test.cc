@@ -110,7 +110,7 @@ TEST_CASE("an intermediate without CA:TRUE still breaks the chain, as in istiod"
   CHECK_FALSE(assembleAndValidate(m, istiod()));
 }
 
-TEST_CASE("cert-chain in any order is accepted by istiod; order is only an agent warning", "[istiod_rules]") {
+TEST_CASE("cert-chain in any order is accepted by istiod, and order is only an agent warning", "[istiod_rules]") {
   const Pki p;
   for (const auto& [label, chain] : std::vector<std::pair<std::string, std::string>>{
            {"root first", p.root.cert.pem() + p.upper.cert.pem() + p.ca.cert.pem()},
@@ -264,7 +264,7 @@ TEST_CASE("an expired CRL: istiod accepts it, the agent's crl_current policy ref
   CHECK(assembleAndValidate(m, relaxed));
 }
 
-TEST_CASE("every agent policy can be relaxed; istiod's rules cannot", "[istiod_rules]") {
+TEST_CASE("every agent policy can be relaxed, but istiod's rules cannot", "[istiod_rules]") {
   const Pki p;
   SECTION("key_cert_sign") {
     CertSpec no_cert_sign;
