@@ -126,7 +126,10 @@ TEST_CASE("pki init with Vault-generated keys warns, still validates and leaves 
   TempDir out;
   // rsa without --key-bits: 3072 as with a local key, not Vault's 2048 for key_bits 0.
   const auto r = p.vault.run(
-      p.args(out, {"--pki-generate-path", "pki/mesh/intermediate/generate/exported", "--key-type", "rsa"}));
+      p.args(out, {"--pki-generate-path", "pki/mesh/intermediate/generate/exported", "--key-type", "rsa",
+                   // The test server makes an RSA-3072 key inside the request: on a loaded
+                   // machine that alone can outlast a short request budget.
+                   "--timeout", "60s"}));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Catch::Contains("event=pki_exported_key"));
