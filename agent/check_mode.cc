@@ -5,6 +5,7 @@
 
 #include "agent/ca_bundle.h"
 #include "agent/layout.h"
+#include "agent/publisher.h"
 #include "common/duration.h"
 #include "common/x509.h"
 
@@ -49,11 +50,7 @@ int runCheck(const Config& config, Clock& clock) {
     }
     return code;
   }
-  ValidationOptions options;
-  options.now = now;
-  options.min_remaining = config.min_remaining;
-  options.istio_minor = config.istio_minor;
-  const BundleReport report = inspectBundle(*material, options);
+  const BundleReport report = inspectBundle(*material, validationOptionsFor(config, now));
   const CheckResult* istiod_refusal = report.firstFailure(Policy::kIstiod);
   const CheckResult* agent_refusal = report.firstFailure(Policy::kAgent);
   // istiod's verdict decides; the agent's stricter policies only when asked to (--policy).
