@@ -60,6 +60,20 @@ struct MaterialNames {
   std::string crl = "ca-crl";
 };
 
+// A source's plan for its signing root: a pure function of Vault's state and the clock,
+// so every replica computes the same one (agent/root_plan.h).
+struct RootSchedule {
+  // The root the source signs under now has done so since then (min(): from the start).
+  SystemTime signing_since = SystemTime::min();
+  // When a different root starts signing; nullopt when no change is planned.
+  std::optional<SystemTime> next_switch;
+  // SHA-256 fingerprint (CertInfo form) of the root that signs now; empty when not known.
+  // An intermediate under another root is due for renewal at once.
+  std::string signing_root;
+
+  bool operator==(const RootSchedule& other) const = default;
+};
+
 struct CaMaterial {
   std::string cert_pem;   // the signing certificate; istiod reads only the first block;
                           // assembly uses further certificates here as intermediates
@@ -68,6 +82,9 @@ struct CaMaterial {
   std::string root_pem;   // optional: one or more self-signed roots
   std::string crl_pem;    // optional: CRLs, one signed by each certificate of the chain
   MaterialNames names;
+  // Set by sources that choose their signing root by plan (PKI with the default issuer):
+  // the candidate is then published as soon as it is valid, never held for propagation.
+  std::optional<RootSchedule> schedule;
 };
 
 // The publishable set, as typed objects: PEM text is produced only when writing it

@@ -270,6 +270,15 @@ void addLogOptions(CLI::App* app, Config& c) {
   opt(app, "--log-level", c.log_level, "trace | debug | info | warn | error");
 }
 
+// Root rotation timing: init needs it too, to sign under the root every replica signs under.
+void addRootRotationOptions(CLI::App* app, Config& c) {
+  SidecarSettings& s = c.sidecar;
+  durationOpt(app, "--root-propagation", s.root_propagation,
+              "Root rotation: a new root signs once it is this old (by its notBefore); until then the previous one does");
+  durationOpt(app, "--root-retire", s.root_retire,
+              "Root rotation: time after the switch before a root deleted from Vault leaves root-cert.pem");
+}
+
 void addSidecarOptions(CLI::App* app, Config& c) {
   SidecarSettings& s = c.sidecar;
   opt(app, "--listen", s.listen, "Address of /healthz, /readyz, /metrics and /rotate");
@@ -282,10 +291,9 @@ void addSidecarOptions(CLI::App* app, Config& c) {
   durationOpt(app, "--retry-initial", s.retry_initial, "First retry delay after a failed renewal");
   durationOpt(app, "--retry-max", s.retry_max, "Largest retry delay");
   durationOpt(app, "--kv-poll-interval", s.kv_poll_interval, "How often the KV source checks for an out-of-band change");
+  durationOpt(app, "--pki-poll-interval", s.pki_poll_interval,
+              "How often the PKI source lists the trust mount's issuers for a new or deleted root (issues nothing)");
   durationOpt(app, "--confirm-timeout", s.confirm_timeout, "How long to wait for istiod to report the new certificate");
-  durationOpt(app, "--root-propagation", s.root_propagation,
-              "Root rotation: time between publishing old+new roots and switching the intermediate");
-  durationOpt(app, "--root-retire", s.root_retire, "Root rotation: time after the switch before the old root is dropped");
   durationOpt(app, "--rotate-min-interval", s.rotate_min_interval,
               "Forced renewals (SIGHUP, POST /rotate) start at most this often; requests in between are coalesced");
 }
@@ -357,6 +365,7 @@ ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {
     addVaultOptions(sub, c);
     addSourceAndOutputOptions(sub, c);
     addLogOptions(sub, c);
+    addRootRotationOptions(sub, c);
   }
   if (chosen == "sidecar") addSidecarOptions(sub, c);
   if (chosen == "check") {
@@ -420,6 +429,7 @@ Status validate(const Config& c) {
                                 DurationRule{"--retry-initial", s.retry_initial, false},
                                 DurationRule{"--retry-max", s.retry_max, false},
                                 DurationRule{"--kv-poll-interval", s.kv_poll_interval, false},
+                                DurationRule{"--pki-poll-interval", s.pki_poll_interval, false},
                                 DurationRule{"--confirm-timeout", s.confirm_timeout, false},
                                 DurationRule{"--root-propagation", s.root_propagation, false},
                                 DurationRule{"--root-retire", s.root_retire, false},
@@ -431,6 +441,11 @@ Status validate(const Config& c) {
     return bad(flagAndEnv("--renew-fraction") + " must be a number between 0 and 1, exclusive");
   }
   if (!(s.jitter >= 0 && s.jitter < 0.5)) return bad(flagAndEnv("--jitter") + " must be a number in [0, 0.5)");
+  // Every replica must have seen a new root before any signs under it.
+  if (c.source == Source::kPki && s.root_propagation <= s.pki_poll_interval) {
+    return bad("--root-propagation (" + describeDuration(s.root_propagation) + ") must exceed --pki-poll-interval (" +
+               describeDuration(s.pki_poll_interval) + "): every replica must see a new root before any signs under it");
+  }
   if (s.retry_initial > s.retry_max) {
     return bad("--retry-initial (" + describeDuration(s.retry_initial) + ") must not exceed --retry-max (" +
                describeDuration(s.retry_max) + ")");

@@ -48,6 +48,9 @@ struct PkiSettings {
   int max_path_length = 0;
   std::string uri_sans;               // comma-separated
   bool use_csr_values = false;        // let Vault take subject and extensions from the CSR
+  // --root-propagation, copied from SidecarSettings: with the default issuer the signing
+  // root is chosen by agent/root_plan.h.
+  Duration root_propagation = defaults::kRootPropagation;
 };
 
 struct SidecarSettings {
@@ -60,6 +63,7 @@ struct SidecarSettings {
   Duration retry_initial = defaults::kRetryInitial;
   Duration retry_max = defaults::kRetryMax;
   Duration kv_poll_interval = defaults::kKvPollInterval;
+  Duration pki_poll_interval = defaults::kPkiPollInterval;
   Duration confirm_timeout = defaults::kConfirmTimeout;
   Duration rotate_min_interval = defaults::kRotateMinInterval;
   Duration root_propagation = defaults::kRootPropagation;

@@ -19,6 +19,7 @@ inline constexpr double kJitter = 0.05;                                   // --j
 inline constexpr Duration kRetryInitial = std::chrono::seconds(5);        // --retry-initial
 inline constexpr Duration kRetryMax = std::chrono::minutes(5);            // --retry-max
 inline constexpr Duration kKvPollInterval = std::chrono::minutes(5);      // --kv-poll-interval
+inline constexpr Duration kPkiPollInterval = std::chrono::minutes(5);     // --pki-poll-interval
 inline constexpr Duration kConfirmTimeout = std::chrono::seconds(10);     // --confirm-timeout
 inline constexpr Duration kRotateMinInterval = std::chrono::seconds(10);  // --rotate-min-interval
 inline constexpr Duration kRootPropagation = std::chrono::hours(24);      // --root-propagation

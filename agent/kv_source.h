@@ -34,6 +34,11 @@ class KvSource final : public CaSource {
  public:
   KvSource(VaultClient& vault, KvRefs refs) : vault_(vault), refs_(std::move(refs)) {}
   Result<CaMaterial> load() override;
+  // KV reads issue nothing: the roots of a full load.
+  Result<TrustSet> trustSet() override {
+    ASSIGN_OR_RETURN(CaMaterial material, load());
+    return trustSetOf(material, describe());
+  }
   std::string describe() const override { return "kv " + refs_.cert.path; }
 
   // Cheap change detection for the sidecar's poll: for KV v2 the current version number

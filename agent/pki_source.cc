@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
+#include "agent/root_plan.h"
 #include "common/duration.h"
 
 namespace cacerts {
@@ -64,6 +65,12 @@ std::string generateMountOf(const std::string& generate_path) {
     if (at != std::string::npos && at > 0) return p.substr(0, at);
   }
   return "";
+}
+
+Error noRootError(const std::string& mount) {
+  return Error{ErrorCode::kValidation, "mount " + mount + " has no self-signed issuer to trust; when the root lives "
+                                           "in another mount (root in pki, intermediate in pki_int), set "
+                                           "--pki-root-mount to it"};
 }
 
 int keyBitsFor(const PkiSettings& s) {
@@ -168,22 +175,46 @@ Result<PkiSource::KeyAndCsr> PkiSource::keyAndCsr() {
   return out;
 }
 
-Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount,
-                                                        const std::vector<Certificate>& fallback_chain) {
-  const SystemTime now = clock_.now();
+Result<std::optional<std::vector<PkiSource::Signer>>> PkiSource::listIssuers(const std::string& mount) {
   Result<VaultResponse> listed = vault_.call("LIST", mount + "/issuers");
   if (!listed) {
     if (listed.error().code != ErrorCode::kPermissionDenied && listed.error().code != ErrorCode::kNotFound) {
       return listed.error();
     }
-    // Fall back to the root at the end of the signing issuer's chain.
     if (!warned_list_forbidden_) {
       spdlog::warn("event=pki_issuers_unlisted mount={} message=\"cannot LIST {}/issuers ({}); root-cert.pem holds "
-                   "only the root of the signing issuer's chain, so a second root on the mount will not be trusted. Grant "
-                   "list on {}/issuers and read on {}/issuer/+/json\"",
+                   "only the root of the signing issuer's chain, so a second root on the mount will not be trusted "
+                   "and roots cannot be rotated by plan. Grant list on {}/issuers and read on {}/issuer/+/json\"",
                    mount, mount, toString(listed.error().code), mount, mount);
       warned_list_forbidden_ = true;
     }
+    return std::optional<std::vector<Signer>>();
+  }
+  const nlohmann::json& keys = member(member(listed->body, "data"), "keys");
+  if (!keys.is_array()) return Error{ErrorCode::kValidation, "vault LIST " + mount + "/issuers: no data.keys array"};
+  std::vector<Signer> issuers;
+  for (const auto& id : keys) {
+    if (!id.is_string()) continue;
+    ASSIGN_OR_RETURN(Signer issuer, readSigner(mount, id.get<std::string>()));
+    issuers.push_back(std::move(issuer));
+  }
+  return std::optional<std::vector<Signer>>(std::move(issuers));
+}
+
+std::vector<Certificate> PkiSource::rootsOf(const std::vector<Signer>& issuers) const {
+  std::vector<Certificate> roots;
+  for (const Signer& issuer : issuers) {
+    const CertInfo info = issuer.cert.info();
+    if (info.self_signed && info.is_ca) roots.push_back(issuer.cert);
+  }
+  return orderTrustBundle(std::move(roots), clock_.now());
+}
+
+Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount,
+                                                        const std::vector<Certificate>& fallback_chain) {
+  ASSIGN_OR_RETURN(std::optional<std::vector<Signer>> issuers, listIssuers(mount));
+  if (!issuers) {
+    // The root at the end of the signing issuer's chain is all there is to go on.
     std::vector<Certificate> roots;
     for (auto it = fallback_chain.rbegin(); it != fallback_chain.rend(); ++it) {
       if (it->info().self_signed) {
@@ -191,28 +222,60 @@ Result<std::vector<Certificate>> PkiSource::trustBundle(const std::string& mount
         break;
       }
     }
-    return orderTrustBundle(std::move(roots), now);
+    return orderTrustBundle(std::move(roots), clock_.now());
   }
-  const nlohmann::json& keys = member(member(listed->body, "data"), "keys");
-  if (!keys.is_array()) return Error{ErrorCode::kValidation, "vault LIST " + mount + "/issuers: no data.keys array"};
-  std::vector<Certificate> roots;
-  for (const auto& id : keys) {
-    if (!id.is_string()) continue;
-    const std::string path = mount + "/issuer/" + id.get<std::string>() + "/json";
-    ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
-    std::vector<Certificate> certs;
-    RETURN_IF_ERROR(collectCerts(member(member(r.body, "data"), "certificate"), "vault " + path + " certificate", certs));
-    for (auto& c : certs) {
-      const CertInfo info = c.info();
-      if (info.self_signed && info.is_ca) roots.push_back(std::move(c));
+  std::vector<Certificate> roots = rootsOf(*issuers);
+  if (roots.empty()) return noRootError(mount);
+  return roots;
+}
+
+Result<PkiSource::Signer> PkiSource::plannedSigner(const std::string& mount, const std::string& root_mount,
+                                                   const std::vector<Signer>& root_issuers,
+                                                   const Certificate& signing_root) {
+  if (mount == root_mount) {
+    for (const Signer& issuer : root_issuers) {
+      if (issuer.cert.sameAs(signing_root)) return issuer;
     }
   }
-  if (roots.empty()) {
-    return Error{ErrorCode::kValidation, "mount " + mount + " has no self-signed issuer to trust; when the root lives "
-                                             "in another mount (root in pki, intermediate in pki_int), set "
-                                             "--pki-root-mount to it"};
+  ASSIGN_OR_RETURN(std::optional<std::vector<Signer>> issuers, listIssuers(mount));
+  const std::string root_text = "the signing root \"" + signing_root.info().subject + "\" (notBefore " +
+                                formatTime(signing_root.info().not_before) + ") of mount " + root_mount;
+  if (!issuers) {
+    return Error{ErrorCode::kPermissionDenied, "cannot LIST " + mount + "/issuers to find the issuer that chains to " +
+                                                   root_text + "; grant list on " + mount + "/issuers"};
   }
-  return orderTrustBundle(std::move(roots), now);
+  const SystemTime now = clock_.now();
+  const Signer* best = nullptr;
+  for (const Signer& issuer : *issuers) {
+    const CertInfo info = issuer.cert.info();
+    if (!info.is_ca || info.not_after <= now || info.not_before > now) continue;
+    if (!verifyChain(issuer.cert, issuer.chain, {signing_root}, now)) continue;
+    if (best == nullptr || info.not_before > best->cert.info().not_before) best = &issuer;
+  }
+  if (best == nullptr) {
+    return Error{ErrorCode::kValidation, "no unexpired issuer of mount " + mount + " chains to " + root_text +
+                                             "; sign an intermediate issuer for " + mount + " with that root first"};
+  }
+  return *best;
+}
+
+Result<TrustSet> PkiSource::trustSet() {
+  return guardResponseShape("pki issuers of " + settings_.sign_path, [this]() -> Result<TrustSet> {
+    ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
+    ASSIGN_OR_RETURN(std::string root_mount, rootMount());
+    ASSIGN_OR_RETURN(std::string ref, pkiIssuerRefOf(settings_.sign_path));
+    ASSIGN_OR_RETURN(std::optional<std::vector<Signer>> issuers, listIssuers(root_mount));
+    TrustSet out;
+    if (!issuers) {
+      ASSIGN_OR_RETURN(Signer signer, readSigner(mount, ref));
+      ASSIGN_OR_RETURN(out.roots, trustBundle(root_mount, signer.chain));
+      return out;
+    }
+    out.roots = rootsOf(*issuers);
+    if (out.roots.empty()) return noRootError(root_mount);
+    if (ref == "default") out.schedule = planRoots(out.roots, clock_.now(), settings_.root_propagation).schedule;
+    return out;
+  });
 }
 
 Result<std::optional<std::string>> PkiSource::changeStamp() {
@@ -238,8 +301,7 @@ Result<std::string> PkiSource::rootMount() const {
   return pkiMountOf(settings_.sign_path);
 }
 
-Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount) {
-  ASSIGN_OR_RETURN(std::string ref, pkiIssuerRefOf(settings_.sign_path));
+Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount, const std::string& ref) {
   const std::string path = mount + "/issuer/" + ref + "/json";
   ASSIGN_OR_RETURN(VaultResponse r, vault_.call("GET", path));
   const nlohmann::json& data = member(r.body, "data");
@@ -247,7 +309,7 @@ Result<PkiSource::Signer> PkiSource::readSigner(const std::string& mount) {
   std::vector<Certificate> certs;
   RETURN_IF_ERROR(collectCerts(member(data, "certificate"), "vault " + path + " certificate", certs));
   if (certs.empty()) return Error{ErrorCode::kValidation, "vault GET " + path + ": response has no data.certificate"};
-  Signer out{certs.front(), {}};
+  Signer out{ref, certs.front(), {}};
   RETURN_IF_ERROR(collectCerts(member(data, "ca_chain"), "vault " + path + " ca_chain", out.chain));
   if (!containsCert(out.chain, out.cert)) out.chain.insert(out.chain.begin(), out.cert);
   return out;
@@ -352,9 +414,35 @@ void PkiSource::deleteVaultKey(const std::string& key_id) {
 Result<CaMaterial> PkiSource::loadUnguarded() {
   ASSIGN_OR_RETURN(std::string mount, pkiMountOf(settings_.sign_path));
   ASSIGN_OR_RETURN(std::string root_mount, rootMount());
-  ASSIGN_OR_RETURN(Signer signer, readSigner(mount));
-  ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(root_mount, signer.chain));
-  ASSIGN_OR_RETURN(std::chrono::seconds backdate, preflight(signer, roots, mount, root_mount));
+  ASSIGN_OR_RETURN(std::string ref, pkiIssuerRefOf(settings_.sign_path));
+  std::optional<Signer> signer;
+  std::optional<RootSchedule> schedule;
+  std::vector<Certificate> roots;
+  bool explicit_signer = false;  // chosen by plan, addressed as <mount>/issuer/<id>/sign-intermediate
+  if (ref == "default") {
+    ASSIGN_OR_RETURN(std::optional<std::vector<Signer>> issuers, listIssuers(root_mount));
+    if (issuers) {
+      roots = rootsOf(*issuers);
+      if (roots.empty()) return noRootError(root_mount);
+      const RootPlan plan = planRoots(roots, clock_.now(), settings_.root_propagation);
+      schedule = plan.schedule;
+      // With one root there is nothing to choose: the default issuer signs, through the
+      // path the operator's policy already grants.
+      if (roots.size() > 1) {
+        ASSIGN_OR_RETURN(signer, plannedSigner(mount, root_mount, *issuers, roots[plan.signing]));
+        explicit_signer = true;
+      }
+    }
+  }
+  if (!signer) {
+    ASSIGN_OR_RETURN(signer, readSigner(mount, ref));
+    if (!schedule) {
+      ASSIGN_OR_RETURN(roots, trustBundle(root_mount, signer->chain));
+    }
+  }
+  const std::string sign_path =
+      explicit_signer ? mount + "/issuer/" + signer->id + "/sign-intermediate" : settings_.sign_path;
+  ASSIGN_OR_RETURN(std::chrono::seconds backdate, preflight(*signer, roots, mount, root_mount));
 
   ASSIGN_OR_RETURN(KeyAndCsr kc, keyAndCsr());
   nlohmann::json body = {{"csr", kc.csr},
@@ -367,12 +455,18 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
   if (backdate < kVaultDefaultBackdate) body["not_before_duration"] = std::to_string(backdate.count()) + "s";
   if (!settings_.organization.empty()) body["organization"] = settings_.organization;
   if (!settings_.uri_sans.empty()) body["uri_sans"] = settings_.uri_sans;
-  Result<VaultResponse> signed_r = vault_.call("POST", settings_.sign_path, &body);
+  Result<VaultResponse> signed_r = vault_.call("POST", sign_path, &body);
   // The key Vault generated has served its purpose (signed or not): Vault must not keep it.
   deleteVaultKey(kc.vault_key_id);
+  if (!signed_r && explicit_signer && signed_r.error().code == ErrorCode::kPermissionDenied) {
+    return Error{ErrorCode::kPermissionDenied,
+                 signed_r.error().message + "; while the mount holds several roots the agent names the signing issuer "
+                                            "(root rotation): grant update on " + mount +
+                     "/issuer/+/sign-intermediate as well as " + settings_.sign_path};
+  }
   ASSIGN_OR_RETURN(VaultResponse r, std::move(signed_r));
   const nlohmann::json& data = member(r.body, "data");
-  const std::string what = "vault POST " + settings_.sign_path;
+  const std::string what = "vault POST " + sign_path;
   if (!member(data, "certificate").is_string()) {
     return Error{ErrorCode::kValidation, what + ": response has no data.certificate"};
   }
@@ -402,7 +496,7 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
                      "max_lease_ttl (vault secrets tune -max-lease-ttl=... " + mount +
                      ") or by the root's expiry (rotate the root)"};
   }
-  spdlog::info("event=pki_signed path={} serial={} not_after={} requested_ttl={}", settings_.sign_path,
+  spdlog::info("event=pki_signed path={} serial={} not_after={} requested_ttl={}", sign_path,
                info.serial_hex, formatTime(info.not_after), formatDuration(ttl_));
 
   // ca_chain starts with the new certificate on 1.11+ and not before: deduplicate rather
@@ -417,6 +511,7 @@ Result<CaMaterial> PkiSource::loadUnguarded() {
   m.key_pem = std::move(kc.key_pem);
   m.chain_pem = toPem(chain);
   m.root_pem = toPem(roots);
+  m.schedule = schedule;
   return m;
 }
 

@@ -17,8 +17,14 @@
 // was tuned, else from sys/mounts/<mount>/tune (the system default applies; reading it needs
 // a policy granting read there). When neither tells, the check after signing remains.
 //
-// Vault requests per load: GET <mount>/issuer/<ref>/json (the signer), LIST
-// <root mount>/issuers and one <root mount>/issuer/<id>/json per issuer, GET
+// Which issuer signs: with an explicit --pki-sign-path issuer reference, that one. With the
+// default issuer (<mount>/root/sign-intermediate), the one root_plan.h chooses from the trust
+// mount's roots, addressed explicitly as <mount>/issuer/<id>/sign-intermediate, so that a new
+// root made the mount's default does not sign before every replica trusts it.
+//
+// Vault requests per load: LIST <root mount>/issuers and one <root mount>/issuer/<id>/json per
+// issuer (two-mount layout: the same for the signing mount; an explicit reference or a
+// forbidden LIST: GET <mount>/issuer/<ref>/json for the signer instead), GET
 // sys/internal/ui/mounts/<mount> (+ GET sys/mounts/<mount>/tune for an untuned mount, until
 // it is once denied), then sign (+ generate before it and DELETE <mount>/key/<key_id> after
 // it in exported mode). The issuer reads are unauthenticated paths in Vault 1.11+.
@@ -58,6 +64,8 @@ class PkiSource final : public CaSource {
   // SHA-256 fingerprints of the mount's trusted roots (LIST issuers + one read per
   // issuer, nothing signed). nullopt when the issuers cannot be listed.
   Result<std::optional<std::string>> changeStamp() override;
+  // The trust mount's roots, and with the default issuer the plan of root_plan.h.
+  Result<TrustSet> trustSet() override;
 
  private:
   struct KeyAndCsr {
@@ -66,12 +74,20 @@ class PkiSource final : public CaSource {
     std::string vault_key_id;  // exported mode: the copy Vault stored, to delete after signing
   };
   struct Signer {
+    std::string id;                  // the issuer reference it was read by
     Certificate cert;
     std::vector<Certificate> chain;  // signer first, as its ca_chain
   };
   Result<CaMaterial> loadUnguarded();
   Result<std::string> rootMount() const;
-  Result<Signer> readSigner(const std::string& mount);
+  Result<Signer> readSigner(const std::string& mount, const std::string& ref);
+  // Every issuer of mount (LIST, then one read each); nullopt when LIST is forbidden or
+  // unknown (Vault before 1.11).
+  Result<std::optional<std::vector<Signer>>> listIssuers(const std::string& mount);
+  // The issuer of the signing mount that signs under `signing_root`: the root itself in
+  // the one-mount layout, else the newest unexpired issuer that chains to it.
+  Result<Signer> plannedSigner(const std::string& mount, const std::string& root_mount,
+                               const std::vector<Signer>& root_issuers, const Certificate& signing_root);
   // The not_before_duration that Vault 1.21.1+ accepts for this signer (at most 30 s), or
   // the reason not to sign.
   Result<std::chrono::seconds> preflight(const Signer& signer, const std::vector<Certificate>& roots,
@@ -85,6 +101,8 @@ class PkiSource final : public CaSource {
   // Unexpired self-signed CA issuers of mount. When LIST is forbidden (pre-1.11 Vault),
   // the self-signed end of `fallback_chain`.
   Result<std::vector<Certificate>> trustBundle(const std::string& mount, const std::vector<Certificate>& fallback_chain);
+  // The self-signed CA certificates among issuers, ordered as orderTrustBundle.
+  std::vector<Certificate> rootsOf(const std::vector<Signer>& issuers) const;
 
   VaultClient& vault_;
   PkiSettings settings_;

@@ -70,6 +70,7 @@ Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& 
   }
   PkiSettings pki = config.pki;
   if (pki.common_name.empty()) pki.common_name = defaultCommonName();
+  pki.root_propagation = config.sidecar.root_propagation;
   return std::unique_ptr<CaSource>(
       std::make_unique<PkiSource>(vault, std::move(pki), config.pki_ttl, config.min_remaining, clock));
 }

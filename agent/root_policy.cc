@@ -1,9 +1,6 @@
 #include "agent/root_policy.h"
 
 #include <algorithm>
-#include <cstdint>
-
-#include <nlohmann/json.hpp>
 
 namespace cacerts {
 namespace {
@@ -16,31 +13,23 @@ bool contains(const std::vector<Certificate>& list, const Certificate& c) {
 
 bool expiredAt(const Certificate& c, SystemTime now) { return c.info().not_after <= now; }
 
-std::string fingerprint(const Certificate& c) { return c.info().sha256_fingerprint; }
-
 // Same certificates, ignoring order and duplicates.
 bool sameSet(const std::vector<Certificate>& a, const std::vector<Certificate>& b) {
   return std::all_of(a.begin(), a.end(), [&](const Certificate& c) { return contains(b, c); }) &&
          std::all_of(b.begin(), b.end(), [&](const Certificate& c) { return contains(a, c); });
 }
 
-std::int64_t toMillis(SystemTime t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-RootDecision keep(const RootInputs& in, std::string note = "") {
+RootDecision keep(std::string note = "") {
   RootDecision d;
   d.action = RootAction::kKeepCurrent;
-  d.state = in.state;
   d.note = std::move(note);
   return d;
 }
 
-RootDecision publish(RootAction action, std::string roots_pem, RootState state, std::string note = "") {
+RootDecision publish(RootAction action, std::string roots_pem, std::string note = "") {
   RootDecision d;
   d.action = action;
   d.roots_pem = std::move(roots_pem);
-  d.state = std::move(state);
   d.note = std::move(note);
   return d;
 }
@@ -50,14 +39,14 @@ RootDecision publish(RootAction action, std::string roots_pem, RootState state, 
 // either match Vault's set or root changes are not allowed; otherwise Vault's set is all
 // there is (a running istiod without ISTIO_MULTIROOT_MESH needs a restart to take it).
 RootDecision replaceUnusable(const RootInputs& in, const RootPolicy& policy) {
-  if (!in.candidate_anchor) return keep(in, "nothing usable is published and there is no candidate");
+  if (!in.candidate_anchor) return keep("nothing usable is published and there is no candidate");
   const std::vector<Certificate> vault = in.vault.value_or(std::vector<Certificate>{*in.candidate_anchor});
-  if (in.published.empty()) return publish(RootAction::kPublishCandidate, toPem(vault), RootState{});
+  if (in.published.empty()) return publish(RootAction::kPublishCandidate, toPem(vault));
   const bool anchored = contains(in.published, *in.candidate_anchor);
   if (anchored && (!policy.multiroot || sameSet(vault, in.published))) {
-    return publish(RootAction::kPublishCandidate, in.published_pem, RootState{});
+    return publish(RootAction::kPublishCandidate, in.published_pem);
   }
-  return publish(RootAction::kPublishCandidate, toPem(vault), RootState{},
+  return publish(RootAction::kPublishCandidate, toPem(vault),
                  "the published CA is unusable and its roots do not anchor the replacement: publishing Vault's "
                  "roots (istiod without ISTIO_MULTIROOT_MESH=true needs a restart to take them)");
 }
@@ -71,18 +60,101 @@ RootDecision withoutMultiroot(const RootInputs& in, const std::vector<Certificat
       "Vault's trusted roots differ from the published root-cert.pem; changing them needs --istiod-multiroot=true "
       "with ISTIO_MULTIROOT_MESH=true on istiod, or an istiod restart";
   if (in.candidate_anchor && contains(in.published, *in.candidate_anchor)) {
-    RootDecision d = publish(RootAction::kPublishCandidate, in.published_pem, in.state, differs ? why : "");
+    RootDecision d = publish(RootAction::kPublishCandidate, in.published_pem, differs ? why : "");
     d.blocked = differs;
     return d;
   }
   if (in.candidate_anchor) {
-    RootDecision d = keep(in, "the new intermediate chains to a root that is not published; " + why +
-                                  "; keeping the current intermediate");
+    RootDecision d =
+        keep("the new intermediate chains to a root that is not published; " + why + "; keeping the current intermediate");
     d.blocked = true;
     return d;
   }
-  RootDecision d = keep(in, differs ? why : "");
+  RootDecision d = keep(differs ? why : "");
   d.blocked = differs;
+  return d;
+}
+
+// A candidate whose root another replica may not trust yet waits: unless the source
+// planned its signer, a root signs once it is older than --root-propagation, or at once
+// when it is the oldest root there is or already signs the published intermediate.
+std::optional<SystemTime> candidateReadyAt(const RootInputs& in, const std::vector<Certificate>& file,
+                                           const RootPolicy& policy) {
+  if (in.schedule || !in.candidate_anchor) return std::nullopt;
+  const Certificate& anchor = *in.candidate_anchor;
+  if (in.current_anchor && in.current_anchor->sameAs(anchor)) return std::nullopt;
+  if (!file.empty() && file.front().sameAs(anchor)) return std::nullopt;
+  const SystemTime ready = anchor.info().not_before + policy.propagation;
+  if (ready <= in.now) return std::nullopt;
+  return ready;
+}
+
+RootDecision decideRootsUnphased(const RootInputs& in, const RootPolicy& policy) {
+  if (in.published.empty() || !in.current_anchor) return replaceUnusable(in, policy);
+
+  // Roots the source trusts that are not published yet, in its order.
+  std::vector<Certificate> added;
+  if (in.vault) {
+    for (const auto& v : *in.vault) {
+      if (!contains(in.published, v) && !contains(added, v) && !expiredAt(v, in.now)) added.push_back(v);
+    }
+  }
+  if (!policy.multiroot) return withoutMultiroot(in, added);
+
+  std::vector<Certificate> file = in.published;
+  file.insert(file.end(), added.begin(), added.end());
+  if (in.candidate_anchor && !contains(file, *in.candidate_anchor)) {
+    return keep("the new intermediate chains to a root that the source does not trust");
+  }
+  const std::optional<SystemTime> ready_at = candidateReadyAt(in, file, policy);
+  const bool use_candidate = in.candidate_anchor.has_value() && !ready_at;
+  const Certificate& anchor = use_candidate ? *in.candidate_anchor : *in.current_anchor;
+
+  // When the signing root took over: by its age when an older root is published before it
+  // (a plan made after the older root left Vault no longer knows), or later by the plan.
+  SystemTime signing_since = SystemTime::min();
+  if (!file.front().sameAs(anchor)) signing_since = anchor.info().not_before + policy.propagation;
+  if (in.schedule) signing_since = std::max(signing_since, in.schedule->signing_since);
+  const bool retire_due = signing_since <= SystemTime::max() - policy.retire && in.now >= signing_since + policy.retire;
+  std::size_t drop = 0;
+  std::optional<SystemTime> retire_wake;
+  while (drop < in.published.size() && drop + 1 < file.size()) {
+    const Certificate& r = in.published[drop];
+    if (r.sameAs(anchor)) break;
+    const bool gone = in.vault && !contains(*in.vault, r);
+    if (!expiredAt(r, in.now) && !(gone && retire_due)) {
+      if (gone) retire_wake = signing_since + policy.retire;
+      break;
+    }
+    ++drop;
+  }
+  std::string roots_pem = appendRoots(drop > 0 ? dropLeadingRoots(in.published_pem, drop) : in.published_pem, added);
+  if (added.empty() && drop == 0) roots_pem = in.published_pem;
+
+  std::string note;
+  if (!added.empty()) {
+    note = std::to_string(added.size()) + " new root(s) trusted by the source: appended to the root bundle";
+  }
+  if (drop > 0) {
+    if (!note.empty()) note += "; ";
+    note += "dropping " + std::to_string(drop) + " old root(s) from the front of the root bundle";
+  }
+  RootDecision d;
+  if (use_candidate) {
+    d = publish(RootAction::kPublishCandidate, std::move(roots_pem), std::move(note));
+  } else if (roots_pem != in.published_pem) {
+    d = publish(RootAction::kPublishCurrent, std::move(roots_pem), std::move(note));
+  } else {
+    d = keep(std::move(note));
+  }
+  if (ready_at) {
+    d.candidate_deferred = true;
+    d.wake = ready_at;
+    d.note += std::string(d.note.empty() ? "" : "; ") +
+              "the new intermediate chains to a root younger than --root-propagation; keeping the current one "
+              "until " + formatTime(*ready_at);
+  }
+  if (retire_wake && (!d.wake || *retire_wake < *d.wake)) d.wake = retire_wake;
   return d;
 }
 
@@ -93,7 +165,6 @@ std::string_view toString(RootPhase phase) {
     case RootPhase::kNone: return "none";
     case RootPhase::kPropagating: return "propagating";
     case RootPhase::kSwitched: return "switched";
-    case RootPhase::kRetired: return "retired";
   }
   return "unknown";
 }
@@ -105,39 +176,6 @@ std::string_view toString(RootAction action) {
     case RootAction::kKeepCurrent: return "keep_current";
   }
   return "unknown";
-}
-
-std::string encodeRootState(const RootState& state) {
-  nlohmann::json j = {{"version", 1},
-                      {"phase", static_cast<int>(state.phase)},
-                      {"since_ms", toMillis(state.since)},
-                      {"new_roots", state.new_roots}};
-  return j.dump() + "\n";
-}
-
-Result<RootState> decodeRootState(std::string_view text) {
-  const auto bad = [] {
-    return Error{ErrorCode::kValidation, std::string(kRootStateFile) + " is not a root rotation state this agent wrote"};
-  };
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return bad();
-  const auto phase = j.find("phase");
-  const auto since = j.find("since_ms");
-  const auto roots = j.find("new_roots");
-  if (j.value("version", 0) != 1 || phase == j.end() || !phase->is_number_integer() || since == j.end() ||
-      !since->is_number_integer() || roots == j.end() || !roots->is_array()) {
-    return bad();
-  }
-  const int p = phase->get<int>();
-  if (p < 0 || p > 3) return bad();
-  RootState s;
-  s.phase = static_cast<RootPhase>(p);
-  s.since = SystemTime(std::chrono::milliseconds(since->get<std::int64_t>()));
-  for (const auto& r : *roots) {
-    if (!r.is_string()) return bad();
-    s.new_roots.push_back(r.get<std::string>());
-  }
-  return s;
 }
 
 std::string appendRoots(std::string_view pem, const std::vector<Certificate>& added) {
@@ -155,107 +193,22 @@ std::string dropLeadingRoots(std::string_view pem, std::size_t count) {
   return std::string(pem.substr(at));
 }
 
+RootPhase phaseOf(const std::vector<Certificate>& roots, const Certificate& anchor) {
+  const auto at = std::find_if(roots.begin(), roots.end(), [&](const Certificate& r) { return r.sameAs(anchor); });
+  if (at == roots.end()) return RootPhase::kNone;
+  if (at + 1 != roots.end()) return RootPhase::kPropagating;
+  return at != roots.begin() ? RootPhase::kSwitched : RootPhase::kNone;
+}
+
 RootDecision decideRoots(const RootInputs& in, const RootPolicy& policy) {
-  if (in.published.empty() || !in.current_anchor) return replaceUnusable(in, policy);
-
-  // Roots Vault trusts that are not published yet, in Vault's order.
-  std::vector<Certificate> added;
-  if (in.vault) {
-    for (const auto& v : *in.vault) {
-      if (!contains(in.published, v) && !contains(added, v) && !expiredAt(v, in.now)) added.push_back(v);
-    }
-  }
-  if (!policy.multiroot) return withoutMultiroot(in, added);
-
-  const RootState& st = in.state;
-  const SystemTime propagated_at = st.since + policy.propagation;
-  const auto propagated = [&](const Certificate& c) {
-    if (st.phase != RootPhase::kPropagating || in.now >= propagated_at) return true;
-    return std::find(st.new_roots.begin(), st.new_roots.end(), fingerprint(c)) == st.new_roots.end();
-  };
-  const bool candidate_trusted =
-      in.candidate_anchor && contains(in.published, *in.candidate_anchor) && propagated(*in.candidate_anchor);
-
-  if (!added.empty()) {
-    // Phase 1 (again, if more roots arrive meanwhile: the clock restarts for all of them).
-    RootState next;
-    next.phase = RootPhase::kPropagating;
-    next.since = in.now;
-    if (st.phase == RootPhase::kPropagating) next.new_roots = st.new_roots;
-    for (const auto& a : added) next.new_roots.push_back(fingerprint(a));
-    RootDecision d = publish(candidate_trusted ? RootAction::kPublishCandidate : RootAction::kPublishCurrent,
-                             appendRoots(in.published_pem, added), std::move(next),
-                             std::to_string(added.size()) +
-                                 " new root(s) in Vault: publishing old and new roots; the intermediate switches "
-                                 "after --root-propagation");
-    d.candidate_deferred = in.candidate_anchor.has_value() && !candidate_trusted;
-    d.wake = in.now + policy.propagation;
-    return d;
-  }
-
-  if (st.phase == RootPhase::kPropagating) {
-    if (in.now < propagated_at) {
-      RootDecision d = candidate_trusted
-                           ? publish(RootAction::kPublishCandidate, in.published_pem, st)
-                           : keep(in, in.candidate_anchor ? "the new intermediate chains to a root that is still "
-                                                            "propagating; keeping the current one until "
-                                                            "--root-propagation has passed"
-                                                          : "");
-      d.candidate_deferred = in.candidate_anchor.has_value() && !candidate_trusted;
-      d.wake = propagated_at;
-      return d;
-    }
-    if (in.candidate_anchor && contains(in.published, *in.candidate_anchor)) {
-      RootState next;
-      next.phase = RootPhase::kSwitched;
-      next.since = in.now;
-      RootDecision d = publish(RootAction::kPublishCandidate, in.published_pem, std::move(next),
-                               "new roots propagated: switching to the next intermediate");
-      d.wake = in.now + policy.retire;
-      return d;
-    }
-    RootDecision d = keep(in, in.candidate_anchor ? "the new intermediate chains to a root that is not published"
-                                                  : "");
-    d.needs_candidate = !in.candidate_anchor.has_value();
-    return d;
-  }
-
-  // Phases none, switched and retired: at most drop roots from the front.
-  if (in.candidate_anchor && !contains(in.published, *in.candidate_anchor)) {
-    return keep(in, "the new intermediate chains to a root that is not published");
-  }
-  const bool use_candidate = in.candidate_anchor.has_value();
-  const Certificate& anchor = use_candidate ? *in.candidate_anchor : *in.current_anchor;
-  const bool retire_due = st.phase == RootPhase::kSwitched && in.now >= st.since + policy.retire;
-  std::size_t drop = 0;
-  while (drop + 1 < in.published.size()) {
-    const Certificate& r = in.published[drop];
-    if (r.sameAs(anchor)) break;
-    const bool gone_from_vault = retire_due && in.vault && !contains(*in.vault, r);
-    if (!expiredAt(r, in.now) && !gone_from_vault) break;
-    ++drop;
-  }
-  RootState next = st;
-  std::string note;
-  if (drop > 0 && retire_due) {
-    next.phase = RootPhase::kRetired;
-    next.since = in.now;
-    next.new_roots.clear();
-    note = "dropping " + std::to_string(drop) + " old root(s) from the front of the root bundle";
-  } else if (drop > 0) {
-    note = "dropping " + std::to_string(drop) + " expired root(s) from the front of the root bundle";
-  }
-  const std::string roots = drop > 0 ? dropLeadingRoots(in.published_pem, drop) : in.published_pem;
-  RootDecision d;
-  if (use_candidate) {
-    d = publish(RootAction::kPublishCandidate, roots, std::move(next), std::move(note));
-  } else if (drop > 0) {
-    d = publish(RootAction::kPublishCurrent, roots, std::move(next), std::move(note));
-  } else {
-    d = keep(in);
-  }
-  if (st.phase == RootPhase::kSwitched && d.state.phase == RootPhase::kSwitched && !retire_due) {
-    d.wake = st.since + policy.retire;
+  RootDecision d = decideRootsUnphased(in, policy);
+  if (d.action != RootAction::kKeepCurrent) {
+    Result<std::vector<Certificate>> roots = parseCertificates(d.roots_pem, "root bundle");
+    const std::optional<Certificate>& anchor =
+        d.action == RootAction::kPublishCandidate ? in.candidate_anchor : in.current_anchor;
+    if (roots && anchor) d.phase = phaseOf(*roots, *anchor);
+  } else if (in.current_anchor) {
+    d.phase = phaseOf(in.published, *in.current_anchor);
   }
   return d;
 }

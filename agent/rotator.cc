@@ -11,6 +11,13 @@ namespace cacerts {
 namespace {
 
 constexpr Duration kMinPollInterval{100};
+// The longest random delay of a root switch renewal (and at most --root-retire/4).
+constexpr Duration kMaxSwitchDelay = std::chrono::minutes(1);
+
+bool sameRoots(const std::vector<Certificate>& a, const std::vector<Certificate>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](const Certificate& x, const Certificate& y) { return x.sameAs(y); });
+}
 
 double epochSeconds(SystemTime t) {
   return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
@@ -38,7 +45,7 @@ std::string_view Rotator::triggerName(Trigger trigger) {
     case Trigger::kRetry: return "retry";
     case Trigger::kRootSwitch: return "root_switch";
     case Trigger::kPoll: return "poll";
-    case Trigger::kRetireCheck: return "retire_check";
+    case Trigger::kRootCheck: return "root_check";
     case Trigger::kStartup: return "startup";
   }
   return "unknown";
@@ -52,7 +59,9 @@ Status Rotator::run(RotatorControl& control) {
     if (!current_) return ok();  // stopped before anything was published
     last_renewal_ = clock_.now();  // it minted a certificate: it counts for the rate limit
   }
-  next_poll_ = clock_.now() + settings_.poll_interval;
+  // A PKI sidecar looks at the trust set at once: after a restart it is the only way to
+  // learn where a rotation stands. A KV one has just read everything.
+  next_poll_ = clock_.now() + (settings_.poll_always ? settings_.poll_interval : Duration::zero());
   for (;;) {
     if (control.stop.load()) {
       // Said once, so that every publish ends in exactly one confirmation event.
@@ -70,16 +79,15 @@ Status Rotator::run(RotatorControl& control) {
       continue;
     }
     if (now >= renewalDue()) {
-      const bool switching = current_->state.phase == RootPhase::kPropagating &&
-                             now >= current_->state.since + settings_.roots.propagation;
+      const bool switching = !retry_at_ && switch_renew_at_ && now >= *switch_renew_at_;
       renewFolding(retry_at_ ? Trigger::kRetry : switching ? Trigger::kRootSwitch : Trigger::kScheduled);
       continue;
     }
-    if (const auto at = retireCheckAt(); at && now >= *at) {
-      retireCheck();
+    if (root_check_at_ && now >= *root_check_at_) {
+      rootCheck();
       continue;
     }
-    if (pollActive(now) && now >= next_poll_) {
+    if (now >= next_poll_) {
       poll();
       continue;
     }
@@ -110,6 +118,9 @@ void Rotator::takeRotateRequest(SystemTime now) {
 
 void Rotator::renewFolding(Trigger trigger) {
   last_renewal_ = clock_.now();
+  // This renewal loads under whichever root signs now; its plan says what comes next.
+  switch_renew_at_.reset();
+  switch_drawn_for_.reset();
   // This renewal serves a forced request still waiting for its turn too.
   forced_at_.reset();
   renew(trigger);
@@ -163,25 +174,15 @@ void Rotator::adopt() {
     if (stale) stale_roots_ = std::move(stale).value();
     return;
   }
-  RootState state;
-  Result<std::map<std::string, Secret>> hidden = writer_.readCurrent({}, {kRootStateFile});
-  if (hidden && hidden->count(kRootStateFile) != 0) {
-    Result<RootState> decoded = decodeRootState(hidden->at(kRootStateFile).view());
-    if (decoded) {
-      state = *decoded;
-    } else {
-      spdlog::warn("event=root_state_unreadable dir={} action=assume_phase_none error=\"{}\"", writer_.dir(),
-                   decoded.error().message);
-    }
-  }
   bundle->root_file = published->root_pem;  // byte for byte, as istiod holds it
-  setCurrent(Current{std::move(bundle).value(), state, {}}, /*redraw_renewal=*/true);
+  const RootPhase phase = phaseOf(bundle->roots, bundle->anchor());
+  setCurrent(Current{std::move(bundle).value(), phase, {}}, /*redraw_renewal=*/true);
   metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
   const auto generation = writer_.currentGeneration();
   spdlog::info("event=adopted dir={} generation={} layout={} serial={} not_after={} renew_at={} root_phase={}",
                writer_.dir(), generation ? *generation : std::string("?"), toString(layout), current_->bundle.info().serial_hex,
                formatTime(current_->bundle.info().not_after), formatTime(current_->renew_at),
-               static_cast<int>(current_->state.phase));
+               toString(current_->phase));
 }
 
 Status Rotator::publishFirst(RotatorControl& control) {
@@ -220,6 +221,7 @@ Status Rotator::publishFirst(RotatorControl& control) {
 
 void Rotator::renew(Trigger trigger) {
   trigger_ = trigger;
+  spdlog::debug("event=renew_started trigger={}", triggerName(trigger));
   const bool due = clock_.now() >= renewalDue();
   Result<Applied> applied = [&]() -> Result<Applied> {
     ASSIGN_OR_RETURN(CaMaterial material, source_.load());
@@ -289,6 +291,10 @@ void Rotator::renew(Trigger trigger) {
 void Rotator::poll() {
   trigger_ = Trigger::kPoll;
   next_poll_ = clock_.now() + settings_.poll_interval;
+  if (!settings_.poll_always) {
+    pollTrustSet();
+    return;
+  }
   Result<std::optional<std::string>> stamp = source_.changeStamp();
   if (!stamp) {
     spdlog::warn("event=poll_failed source=\"{}\" code={} error=\"{}\"", source_.describe(),
@@ -299,8 +305,6 @@ void Rotator::poll() {
     if (last_stamp_ == *stamp) return;
     spdlog::info("event=source_changed source=\"{}\" first_check={}", source_.describe(), !last_stamp_.has_value());
     last_stamp_ = *stamp;
-  } else if (!settings_.poll_always) {
-    return;  // no cheap check, and load() would issue a certificate
   }
   Result<CaMaterial> loaded = source_.load();
   if (!loaded) {
@@ -328,22 +332,60 @@ void Rotator::poll() {
   updateMetrics();
 }
 
-void Rotator::retireCheck() {
-  trigger_ = Trigger::kRetireCheck;
-  retire_checked_ = true;
-  Result<Applied> applied = apply(std::nullopt, last_vault_roots_);
+void Rotator::pollTrustSet() {
+  Result<TrustSet> trust = source_.trustSet();
+  if (!trust) {
+    spdlog::warn("event=poll_failed source=\"{}\" code={} error=\"{}\"", source_.describe(),
+                 toString(trust.error().code), trust.error().message);
+    return;
+  }
+  // Unchanged roots and plan: nothing to decide (a due retirement has its own wake).
+  if (last_vault_roots_ && sameRoots(*last_vault_roots_, trust->roots) && schedule_ == trust->schedule) return;
+  spdlog::info("event=trust_set_changed source=\"{}\" roots={} next_switch={}", source_.describe(),
+               trust->roots.size(),
+               trust->schedule && trust->schedule->next_switch ? formatTime(*trust->schedule->next_switch)
+                                                               : std::string("none"));
+  Result<Applied> applied = apply(std::nullopt, std::move(trust).value());
   if (!applied) {
-    spdlog::error("event=root_retire_failed code={} error=\"{}\"", toString(applied.error().code),
-                  applied.error().message);
-  } else if (!applied->published) {
-    spdlog::info("event=root_retire_waiting message=\"the old root is still trusted by Vault; checking every poll "
-                 "interval\"");
+    metrics_.incCounter(kMetricRotations, {{"result", "failure"}});
+    spdlog::error("event=trust_set_rejected source=\"{}\" code={} action=keep_current error=\"{}\"",
+                  source_.describe(), toString(applied.error().code), applied.error().message);
   }
   updateMetrics();
 }
 
-Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
-                                        std::optional<std::vector<Certificate>> vault) {
+void Rotator::rootCheck() {
+  trigger_ = Trigger::kRootCheck;
+  root_check_at_.reset();
+  std::optional<TrustSet> trust;
+  if (last_vault_roots_) trust = TrustSet{*last_vault_roots_, schedule_};
+  Result<Applied> applied = apply(std::nullopt, std::move(trust));
+  if (!applied) {
+    spdlog::error("event=root_check_failed code={} error=\"{}\"", toString(applied.error().code),
+                  applied.error().message);
+  }
+  updateMetrics();
+}
+
+void Rotator::takeSchedule(const std::optional<RootSchedule>& schedule) {
+  schedule_ = schedule;
+  if (!schedule || !current_) return;
+  const SystemTime now = clock_.now();
+  std::optional<SystemTime> due = schedule->next_switch;
+  if (!schedule->signing_root.empty() && schedule->signing_since <= now &&
+      current_->bundle.anchor().info().sha256_fingerprint != schedule->signing_root) {
+    due = now;  // the switch has passed (a restart, a missed poll): renew now
+  }
+  if (!due || switch_drawn_for_ == due) return;
+  const Duration spread = std::min<Duration>(settings_.roots.retire / 4, kMaxSwitchDelay);
+  const SystemTime at = *due + std::chrono::duration_cast<Duration>(spread * random_.uniform01());
+  // An earlier pending switch renewal stands: only a renewal clears it.
+  switch_renew_at_ = switch_renew_at_ ? std::min(*switch_renew_at_, at) : at;
+  switch_drawn_for_ = due;
+  spdlog::info("event=root_switch_planned at={} renew_at={}", formatTime(*due), formatTime(*switch_renew_at_));
+}
+
+Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate, std::optional<TrustSet> trust) {
   const SystemTime now = clock_.now();
   RootInputs in;
   in.now = now;
@@ -351,7 +393,6 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
     in.published_pem = current_->bundle.rootPem();
     in.published = current_->bundle.roots;
     in.current_anchor = current_->bundle.anchor();
-    in.state = current_->state;
   } else if (!stale_roots_pem_.empty()) {
     in.published_pem = stale_roots_pem_;
     in.published = stale_roots_;
@@ -365,10 +406,16 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
     options.min_remaining = settings_.min_remaining;
     ASSIGN_OR_RETURN(validated, assembleAndValidate(*candidate, options));
     in.candidate_anchor = validated->anchor();
-    vault = validated->roots;
+    trust = TrustSet{validated->roots, candidate->schedule};
   }
-  if (vault) last_vault_roots_ = vault;
-  in.vault = vault;
+  if (trust) {
+    last_vault_roots_ = trust->roots;
+    in.vault = trust->roots;
+    in.schedule = trust->schedule;
+  } else {
+    in.vault = last_vault_roots_;
+    in.schedule = schedule_;
+  }
 
   const RootDecision d = decideRoots(in, settings_.roots);
   metrics_.setGauge(kMetricRootChangeBlocked, d.blocked ? 1.0 : 0.0);
@@ -377,38 +424,37 @@ Result<Rotator::Applied> Rotator::apply(std::optional<CaMaterial> candidate,
                   toString(d.action), d.note);
   } else if (!d.note.empty()) {
     spdlog::info("event=root_decision trigger={} action={} phase={} message=\"{}\"", triggerName(trigger_),
-                 toString(d.action), static_cast<int>(d.state.phase), d.note);
+                 toString(d.action), toString(d.phase), d.note);
   }
+  root_check_at_ = d.candidate_deferred ? std::nullopt : d.wake;
 
   Applied out;
   switch (d.action) {
     case RootAction::kKeepCurrent:
+      if (current_) current_->phase = d.phase;
       break;
     case RootAction::kPublishCandidate: {
       ASSIGN_OR_RETURN(ValidatedBundle bundle, withRootFile(std::move(validated).value(), d.roots_pem, now));
-      ASSIGN_OR_RETURN(out, publish(bundle, d.state));
+      ASSIGN_OR_RETURN(out, publish(bundle, d.phase));
       break;
     }
     case RootAction::kPublishCurrent: {
       // Already published and still valid: only the roots change.
       ASSIGN_OR_RETURN(ValidatedBundle bundle, withRootFile(current_->bundle, d.roots_pem, now));
-      ASSIGN_OR_RETURN(out, publish(bundle, d.state));
+      ASSIGN_OR_RETURN(out, publish(bundle, d.phase));
       break;
     }
   }
+  if (trust) takeSchedule(trust->schedule);
   out.blocked = d.blocked;
   out.note = d.note;
   if (d.candidate_deferred) out.deferred_until = d.wake;
   return out;
 }
 
-Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, const RootState& state) {
+Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, RootPhase phase) {
   BundleText text;
   std::vector<OutputFile> files = filesFor(bundle, settings_.layout, settings_.key_mode, text);
-  // Phase none has no file, so a generation written by init (or before any rotation) and
-  // one written here for the same material are identical and need no new generation.
-  const std::string state_text = state.phase == RootPhase::kNone ? "" : encodeRootState(state);
-  if (!state_text.empty()) files.push_back(OutputFile{kRootStateFile, state_text, 0644, /*hidden=*/true});
   PublishResult result;
   {
     std::lock_guard<std::mutex> lock(publish_mu_);
@@ -418,13 +464,11 @@ Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, const R
   Applied out;
   out.published = true;
   out.renewed = !current_ || current_->bundle.info().sha256_fingerprint != bundle.info().sha256_fingerprint;
-  const RootPhase phase_before = current_ ? current_->state.phase : RootPhase::kNone;
-  const bool state_changed = !current_ || !(current_->state == state);
+  const RootPhase phase_before = current_ ? current_->phase : RootPhase::kNone;
 
   ValidatedBundle published = bundle;
   published.root_file = std::move(text.root);
-  setCurrent(Current{std::move(published), state, {}}, /*redraw_renewal=*/out.renewed);
-  if (state_changed) retire_checked_ = false;
+  setCurrent(Current{std::move(published), phase, {}}, /*redraw_renewal=*/out.renewed);
 
   // An unchanged publish (a poll that found the same material) is routine: debug only.
   spdlog::log(result.changed ? spdlog::level::info : spdlog::level::debug,
@@ -432,11 +476,8 @@ Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, const R
               "roots={} root_phase={}",
               triggerName(trigger_), writer_.dir(), result.generation, result.changed,
               current_->bundle.info().serial_hex, formatTime(current_->bundle.info().not_after),
-              formatTime(current_->renew_at), current_->bundle.roots.size(), static_cast<int>(state.phase));
-  if (state.phase != phase_before) {
-    spdlog::info("event=root_phase phase={} name={} since={}", static_cast<int>(state.phase), toString(state.phase),
-                 formatTime(state.since));
-  }
+              formatTime(current_->renew_at), current_->bundle.roots.size(), toString(phase));
+  if (phase != phase_before) spdlog::info("event=root_phase phase={} name={}", static_cast<int>(phase), toString(phase));
   if (result.changed) confirmReload();
   return out;
 }
@@ -521,37 +562,19 @@ void Rotator::updateMetrics() {
   }
   if (crl_expiry) metrics_.setGauge(kMetricCrlNextUpdate, epochSeconds(*crl_expiry));
   metrics_.setGauge(kMetricNextRenewal, epochSeconds(renewalDue()));
-  metrics_.setGauge(kMetricRootRotationPhase, static_cast<double>(static_cast<int>(current_->state.phase)));
+  metrics_.setGauge(kMetricRootRotationPhase, static_cast<double>(static_cast<int>(current_->phase)));
 }
 
 SystemTime Rotator::renewalDue() const {
   if (retry_at_) return *retry_at_;
   SystemTime due = current_->renew_at;
-  if (current_->state.phase == RootPhase::kPropagating) {
-    due = std::min(due, current_->state.since + settings_.roots.propagation);
-  }
+  if (switch_renew_at_) due = std::min(due, *switch_renew_at_);
   return due;
 }
 
-std::optional<SystemTime> Rotator::retireCheckAt() const {
-  if (!current_ || current_->state.phase != RootPhase::kSwitched || retire_checked_) return std::nullopt;
-  return current_->state.since + settings_.roots.retire;
-}
-
-bool Rotator::pollActive(SystemTime now) const {
-  if (settings_.poll_always) return true;
-  return current_ && current_->state.phase == RootPhase::kSwitched &&
-         now >= current_->state.since + settings_.roots.retire;
-}
-
 SystemTime Rotator::nextWake(SystemTime now) const {
-  SystemTime wake = renewalDue();
-  if (const auto at = retireCheckAt()) wake = std::min(wake, *at);
-  if (settings_.poll_always) {
-    wake = std::min(wake, next_poll_);
-  } else if (current_->state.phase == RootPhase::kSwitched) {
-    wake = std::min(wake, std::max(next_poll_, current_->state.since + settings_.roots.retire));
-  }
+  SystemTime wake = std::min(renewalDue(), next_poll_);
+  if (root_check_at_) wake = std::min(wake, *root_check_at_);
   if (forced_at_) wake = std::min(wake, *forced_at_);
   if (confirm_) wake = std::min(wake, confirm_->next_poll);
   return std::max(wake, now);

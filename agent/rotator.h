@@ -1,8 +1,8 @@
 // Rotator: the sidecar's core. One blocking loop on one thread:
 //
 //   adopt the published generation (no Vault traffic) or publish a first one
-//   loop: sleep until something is due (renewal, retry, forced renewal, root phase, poll,
-//         reload confirmation poll) or a wake-up, then do the one thing that is due:
+//   loop: sleep until something is due (renewal, retry, forced renewal, root switch, root
+//         check, poll, reload confirmation poll) or a wake-up, then do the one thing due:
 //         load a candidate -> validate -> root policy (root_policy.h) -> publish
 //
 // Nothing waits for anything else: every pending piece of work is a deadline, and the loop
@@ -21,9 +21,14 @@
 // Scheduling: the renewal time comes from schedule.h (drawn once per published
 // certificate); a failure keeps the current generation (fail static) and retries with
 // backoff, never later than the current ca-cert's notAfter. A renewal whose candidate must
-// wait for root propagation is deferred to the end of it. Polling (CaSource::changeStamp)
-// runs every poll interval for sources that change out of band (KV), and for the others
-// only while a switched rotation waits for the old root to leave Vault.
+// wait for root propagation is deferred to the end of it. Polling runs every poll interval:
+// for KV through CaSource::changeStamp and load(), for PKI through CaSource::trustSet(),
+// which issues nothing: a new root is appended at once with the current intermediate.
+//
+// Root rotation keeps no state of its own (root_policy.h, root_plan.h): the source's plan
+// (RootSchedule) says when a different root starts signing, and at that instant plus a
+// random delay of at most min(--root-retire/4, 1 min) the sidecar renews; every replica
+// computes the same instant, so all have switched long before any drops the old root.
 //
 // Decisions are logged once where they are made, as event=... key=value lines; metrics are
 // those of agent_metrics.h.
@@ -65,9 +70,9 @@ struct RotatorSettings {
   // --istio-version and --relax-policy; `now` and `min_remaining` are set at each use.
   ValidationOptions validation;
   Duration poll_interval = defaults::kKvPollInterval;  // at least 100 ms
-  // true (KV): poll all the time, and load() on every poll when the source has no stamp.
-  // false (PKI, whose load() issues a certificate): poll only while a switched root
-  // rotation waits for the old root to leave Vault, and only through the stamp.
+  // true (KV): a poll compares the change stamp and load()s on a change (or every time
+  // when the source has no stamp). false (PKI, whose load() issues a certificate): a poll
+  // reads the trust set only.
   bool poll_always = true;
   // With nothing valid published at start: transient failures are retried this long,
   // other failures end run() at once (as in init mode).
@@ -110,7 +115,7 @@ class Rotator {
  private:
   struct Current {
     ValidatedBundle bundle;  // as published; bundle.rootPem() is the root file byte for byte
-    RootState state;
+    RootPhase phase = RootPhase::kNone;
     SystemTime renew_at;
   };
   struct Applied {
@@ -120,7 +125,7 @@ class Rotator {
     std::optional<SystemTime> deferred_until;  // the candidate waits for root propagation
     std::string note;
   };
-  enum class Trigger { kScheduled, kForced, kRetry, kRootSwitch, kPoll, kRetireCheck, kStartup };
+  enum class Trigger { kScheduled, kForced, kRetry, kRootSwitch, kPoll, kRootCheck, kStartup };
   static std::string_view triggerName(Trigger trigger);
 
   void adopt();
@@ -132,9 +137,16 @@ class Rotator {
   void renewFolding(Trigger trigger);
   void takeRotateRequest(SystemTime now);
   void poll();
-  void retireCheck();
-  Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<std::vector<Certificate>> vault);
-  Result<Applied> publish(const ValidatedBundle& bundle, const RootState& state);
+  void pollTrustSet();
+  void rootCheck();
+  // Applies the root policy to a candidate (whose roots and plan come with it) or, without
+  // one, to a trust set read from the source.
+  Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<TrustSet> trust);
+  Result<Applied> publish(const ValidatedBundle& bundle, RootPhase phase);
+  // Keeps the source's latest plan and, when it calls for a different signing root (at
+  // next_switch, or now when the published intermediate is not under the signing root),
+  // plans a renewal then plus a random delay. Called after any publish.
+  void takeSchedule(const std::optional<RootSchedule>& schedule);
   void fail(const Error& error, std::string_view result);
   void confirmReload();
   void confirmStep();
@@ -142,8 +154,6 @@ class Rotator {
   void updateMetrics();
 
   SystemTime renewalDue() const;
-  bool pollActive(SystemTime now) const;
-  std::optional<SystemTime> retireCheckAt() const;
   SystemTime nextWake(SystemTime now) const;
 
   CaSource& source_;
@@ -166,7 +176,10 @@ class Rotator {
   SystemTime next_poll_{};
   std::optional<std::string> last_stamp_;
   std::optional<std::vector<Certificate>> last_vault_roots_;
-  bool retire_checked_ = false;
+  std::optional<RootSchedule> schedule_;         // the source's latest plan
+  std::optional<SystemTime> switch_renew_at_;    // a root switch plus this replica's random delay
+  std::optional<SystemTime> switch_drawn_for_;   // the switch instant switch_renew_at_ was drawn for
+  std::optional<SystemTime> root_check_at_;      // the root policy's next wake (a retirement)
   std::optional<SystemTime> last_renewal_;  // start of the last renewal (rate limit)
   std::optional<SystemTime> forced_at_;     // a forced renewal is requested for then
   struct PendingConfirm {

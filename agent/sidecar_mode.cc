@@ -65,23 +65,22 @@ class VaultBatchSource final : public CaSource {
                    Duration attempt_timeout)
       : inner_(inner), vault_(vault), transport_(transport), clock_(clock), attempt_timeout_(attempt_timeout) {}
 
-  Result<CaMaterial> load() override {
-    begin();
-    Result<CaMaterial> loaded = inner_.load();
-    transport_.releaseConnection();
-    return loaded;
-  }
+  Result<CaMaterial> load() override { return batch([this] { return inner_.load(); }); }
   std::string describe() const override { return inner_.describe(); }
   // Where the published ca-cert's notAfter comes from (none until set).
   void setExpiry(std::function<std::optional<SystemTime>()> expiry) { expiry_ = std::move(expiry); }
-  Result<std::optional<std::string>> changeStamp() override {
-    begin();
-    Result<std::optional<std::string>> stamp = inner_.changeStamp();
-    transport_.releaseConnection();
-    return stamp;
-  }
+  Result<std::optional<std::string>> changeStamp() override { return batch([this] { return inner_.changeStamp(); }); }
+  Result<TrustSet> trustSet() override { return batch([this] { return inner_.trustSet(); }); }
 
  private:
+  template <class Call>
+  std::invoke_result_t<Call> batch(Call call) {
+    begin();
+    auto result = call();
+    transport_.releaseConnection();
+    return result;
+  }
+
   void begin() {
     const SystemTime now = clock_.now();
     SystemTime deadline = now + attempt_timeout_;
@@ -206,7 +205,7 @@ RotatorSettings rotatorSettings(const Config& config) {
   r.key_mode = config.key_mode;
   r.min_remaining = config.min_remaining;
   r.validation = validationOptionsFor(config, SystemTime{});
-  r.poll_interval = s.kv_poll_interval;
+  r.poll_interval = config.source == Source::kKv ? s.kv_poll_interval : s.pki_poll_interval;
   r.poll_always = config.source == Source::kKv;
   r.startup_timeout = config.timeout;
   r.rotate_min_interval = s.rotate_min_interval;
@@ -263,7 +262,8 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
                config.sidecar.listen, server.port(), config.dir, batch.describe(), toString(config.layout),
                config.sidecar.istiod_multiroot, (*confirmer)->enabled());
 
-  if (config.sidecar.istiod_multiroot && config.sidecar.renew_before <= config.sidecar.root_propagation) {
+  if (config.source == Source::kKv && config.sidecar.istiod_multiroot &&
+      config.sidecar.renew_before <= config.sidecar.root_propagation) {
     spdlog::warn("event=config_warning message=\"--renew-before should exceed --root-propagation: an intermediate "
                  "that comes due while a new root propagates is kept until the propagation ends\"");
   }

@@ -5,11 +5,18 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/ca_bundle.h"
 #include "common/result.h"
 
 namespace cacerts {
+
+// The source's trust bundle, oldest root first, and its plan for the signing root.
+struct TrustSet {
+  std::vector<Certificate> roots;
+  std::optional<RootSchedule> schedule;
+};
 
 class CaSource {
  public:
@@ -23,6 +30,25 @@ class CaSource {
   // secrets' current versions; PKI: the mount's trust set). nullopt: this source has no
   // cheap check, callers load() and compare instead. Errors as for load().
   virtual Result<std::optional<std::string>> changeStamp() { return std::optional<std::string>(); }
+  // The trust bundle as load() would return it, read without issuing anything (no default:
+  // a wrapper that forgot to forward it must not fall back to a load() that signs).
+  virtual Result<TrustSet> trustSet() = 0;
 };
+
+// The trust set a loaded candidate carries: its root file, or without one the self-signed
+// certificates its chain ends in. `what` names the source in errors.
+inline Result<TrustSet> trustSetOf(const CaMaterial& material, const std::string& what) {
+  TrustSet out;
+  out.schedule = material.schedule;
+  for (const std::string* pem : {&material.root_pem, &material.chain_pem, &material.cert_pem}) {
+    if (pem->empty()) continue;
+    ASSIGN_OR_RETURN(std::vector<Certificate> certs, parseCertificates(*pem, what));
+    for (Certificate& c : certs) {
+      if (c.info().self_signed) out.roots.push_back(std::move(c));
+    }
+    if (!out.roots.empty()) break;
+  }
+  return out;
+}
 
 }  // namespace cacerts

@@ -85,6 +85,12 @@ class FakeClock final : public Clock {
 
   // Runs after each sleepFor (after time has advanced): lets a test change the world
   // "while" the code under test sleeps, e.g. stop a loop after the n-th sleep.
+  // When the latest sleep began: inside an onSleep hook, the time of the work before it.
+  SystemTime lastSleepStart() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_sleep_start_;
+  }
+
   void onSleep(std::function<void(Duration)> hook) {
     std::lock_guard<std::mutex> lock(mu_);
     on_sleep_ = std::move(hook);
@@ -102,6 +108,7 @@ class FakeClock final : public Clock {
     {
       std::lock_guard<std::mutex> lock(mu_);
       sleeps_.push_back(d);
+      last_sleep_start_ = now_;
       if (interrupted_) {
         interrupted_ = false;
         slept = false;
@@ -121,6 +128,7 @@ class FakeClock final : public Clock {
 
   mutable std::mutex mu_;
   SystemTime now_;
+  SystemTime last_sleep_start_{};
   std::optional<Step> step_;
   bool interrupted_ = false;
   std::vector<Duration> sleeps_;

@@ -73,7 +73,7 @@ TEST_CASE("pki init publishes a fresh intermediate whose key never left the pod"
       CHECK(readFile(out.file("root-cert.pem")) == p.root_pem);
       CHECK(readFile(out.file("cert-chain.pem")) == readFile(out.file("ca-cert.pem")) + p.root_pem);
       CHECK(runAgent({"check", "--dir", out.path()}).exit_code == 0);
-      // Requests: the signer and the trust bundle first (nothing is signed that would be
+      // Requests: the trust bundle and the signer first (nothing is signed that would be
       // rejected), then the sign; no key material in any body. (The supplied token's
       // lookup-self comes first and is not counted.)
       std::vector<std::string> calls;
@@ -83,11 +83,13 @@ TEST_CASE("pki init publishes a fresh intermediate whose key never left the pod"
         CHECK(req.body.find("PRIVATE KEY") == std::string::npos);
       }
       REQUIRE(calls.size() == 5);
-      CHECK(calls[0] == "GET /v1/pki/mesh/issuer/default/json");
-      // LIST goes out as GET ?list=true, which Vault treats identically.
-      CHECK(calls[1] == "GET /v1/pki/mesh/issuers");
-      CHECK(p.vault.server().requests()[2].query == "list=true");
-      CHECK_THAT(calls[2], Catch::StartsWith("GET /v1/pki/mesh/issuer/"));
+      // The trust set (and with it the plan) first. LIST goes out as GET ?list=true, which
+      // Vault treats identically.
+      CHECK(calls[0] == "GET /v1/pki/mesh/issuers");
+      CHECK(p.vault.server().requests()[1].query == "list=true");
+      CHECK_THAT(calls[1], Catch::StartsWith("GET /v1/pki/mesh/issuer/"));
+      // One root: the default issuer signs, through the path the policy grants.
+      CHECK(calls[2] == "GET /v1/pki/mesh/issuer/default/json");
       // The mount is tuned: its max_lease_ttl comes with the mount lookup, no tune read.
       CHECK(calls[3] == "GET /v1/sys/internal/ui/mounts/pki/mesh");
       CHECK(calls[4] == "POST /v1/pki/mesh/root/sign-intermediate");

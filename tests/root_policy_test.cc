@@ -1,5 +1,6 @@
 // Root rotation decisions: pure inputs in, a decision out — no files, no clock.
 #include "agent/root_policy.h"
+#include "agent/root_plan.h"
 
 #include <catch2/catch.hpp>
 
@@ -51,20 +52,36 @@ bool isSubstring(const std::string& small, const std::string& big) { return big.
 
 }  // namespace
 
-TEST_CASE("root state survives an encode/decode round trip and garbage is rejected", "[root-policy]") {
-  RootState s;
-  s.phase = RootPhase::kPropagating;
-  s.since = kT0 + std::chrono::milliseconds(1234);
-  s.new_roots = {"AB:CD", "EF:01"};
-  auto back = decodeRootState(encodeRootState(s));
-  REQUIRE(back);
-  CHECK(*back == s);
-  CHECK_FALSE(decodeRootState("not json"));
-  CHECK_FALSE(decodeRootState(R"({"version":1,"phase":7,"since_ms":0,"new_roots":[]})"));
-  CHECK_FALSE(decodeRootState(R"({"version":2,"phase":1,"since_ms":0,"new_roots":[]})"));
-  const auto bad = decodeRootState("secret-looking-bytes");
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("secret-looking-bytes") == std::string::npos);
+TEST_CASE("the plan: a root signs once it is older than the propagation time, the oldest from the start",
+          "[root-policy][root-plan]") {
+  const auto& r = roots();  // A: notBefore kT0-24h, B and C: notBefore kT0-1h
+  SECTION("one root signs at once, however young") {
+    const RootPlan plan = planRoots({r.B}, kT0, hours(24));
+    CHECK(plan.signing == 0);
+    CHECK(plan.schedule.signing_since == SystemTime::min());
+    CHECK_FALSE(plan.schedule.next_switch);
+  }
+  SECTION("a young second root waits; the switch is its notBefore plus the propagation time") {
+    const RootPlan plan = planRoots({r.A, r.B}, kT0, hours(24));
+    CHECK(plan.signing == 0);
+    REQUIRE(plan.schedule.next_switch);
+    CHECK(*plan.schedule.next_switch == kT0 + hours(23));
+  }
+  SECTION("at the switch the new root signs, from that instant, whoever asks") {
+    for (const SystemTime now : {kT0 + hours(23), kT0 + hours(100)}) {
+      const RootPlan plan = planRoots({r.A, r.B}, now, hours(24));
+      CHECK(plan.signing == 1);
+      CHECK(plan.schedule.signing_since == kT0 + hours(23));
+      CHECK_FALSE(plan.schedule.next_switch);
+    }
+  }
+  SECTION("with three roots the newest old-enough one signs") {
+    const TestCa older = makeRoot("Root O", kT0 - hours(100), kT0 + hours(24 * 3650));
+    const RootPlan plan = planRoots({toCert(older), r.A, r.B}, kT0, hours(24));
+    CHECK(plan.signing == 1);
+    CHECK(plan.schedule.signing_since == kT0);
+    CHECK(*plan.schedule.next_switch == kT0 + hours(23));
+  }
 }
 
 TEST_CASE("appending keeps the old bytes as a prefix and dropping keeps a suffix", "[root-policy]") {
@@ -97,7 +114,7 @@ TEST_CASE("with nothing published the candidate goes out with Vault's roots", "[
   const RootDecision d = decideRoots(in, RootPolicy{});
   CHECK(d.action == RootAction::kPublishCandidate);
   CHECK(d.roots_pem == r.A.pem() + r.B.pem());
-  CHECK(d.state.phase == RootPhase::kNone);
+  CHECK(d.phase == RootPhase::kPropagating);
   CHECK_FALSE(d.blocked);
 }
 
@@ -157,7 +174,6 @@ TEST_CASE("without multiroot the root bytes never change", "[root-policy]") {
     const RootDecision d = decideRoots(in, policy);
     CHECK(d.action == RootAction::kKeepCurrent);
     CHECK(d.blocked);
-    CHECK(d.state == in.state);
   }
   SECTION("a root removed from Vault is also a change it refuses to make") {
     in = inputs({r.A, r.B});
@@ -168,135 +184,144 @@ TEST_CASE("without multiroot the root bytes never change", "[root-policy]") {
   }
 }
 
-TEST_CASE("a new root in Vault starts phase 1: old+new roots with the current intermediate", "[root-policy]") {
+TEST_CASE("a new root is appended at once with the current intermediate", "[root-policy]") {
   const auto& r = roots();
   RootInputs in = inputs({r.A});
   in.vault = std::vector<Certificate>{r.A, r.B};
-  SECTION("candidate from the new root waits") {
+  SECTION("a candidate from the new root waits until the root is older than the propagation time") {
     in.candidate_anchor = r.B;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCurrent);
     CHECK(d.roots_pem == r.A.pem() + r.B.pem());
     CHECK(d.roots_pem.rfind(in.published_pem, 0) == 0);  // bytes grow by appending
-    CHECK(d.state.phase == RootPhase::kPropagating);
-    CHECK(d.state.since == kT0);
-    CHECK(d.state.new_roots == std::vector<std::string>{r.B.info().sha256_fingerprint});
+    CHECK(d.phase == RootPhase::kPropagating);
     CHECK(d.candidate_deferred);
     REQUIRE(d.wake);
-    CHECK(*d.wake == kT0 + hours(24));
+    CHECK(*d.wake == kT0 + hours(23));  // B's notBefore + 24 h
   }
-  SECTION("candidate from the old root is published together with the new roots") {
+  SECTION("a candidate from the old root is published together with the new roots") {
     in.candidate_anchor = r.A;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCandidate);
     CHECK(d.roots_pem == r.A.pem() + r.B.pem());
+    CHECK(d.phase == RootPhase::kPropagating);
     CHECK_FALSE(d.candidate_deferred);
   }
-  SECTION("a cheap check without candidate is enough to start") {
+  SECTION("a trust set read without a candidate is enough") {
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCurrent);
-    CHECK(d.state.phase == RootPhase::kPropagating);
+    CHECK(d.phase == RootPhase::kPropagating);
+  }
+  SECTION("a source that planned its signer is never held back") {
+    in.candidate_anchor = r.B;
+    in.schedule = RootSchedule{kT0, std::nullopt, ""};
+    const RootDecision d = decideRoots(in, multiroot());
+    CHECK(d.action == RootAction::kPublishCandidate);
+    CHECK(d.roots_pem == r.A.pem() + r.B.pem());
+    CHECK(d.phase == RootPhase::kSwitched);
+    CHECK_FALSE(d.candidate_deferred);
   }
 }
 
-TEST_CASE("phase 1 switches the intermediate only after the propagation time", "[root-policy]") {
+TEST_CASE("the intermediate switches only once its root is older than the propagation time", "[root-policy]") {
   const auto& r = roots();
   RootInputs in = inputs({r.A, r.B});
   in.current_anchor = r.A;
   in.vault = std::vector<Certificate>{r.A, r.B};
-  in.state.phase = RootPhase::kPropagating;
-  in.state.since = kT0;
-  in.state.new_roots = {r.B.info().sha256_fingerprint};
   SECTION("before: a candidate from the new root is deferred") {
-    in.now = kT0 + hours(23);
+    in.now = kT0 + hours(22);
     in.candidate_anchor = r.B;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kKeepCurrent);
     CHECK(d.candidate_deferred);
-    CHECK(*d.wake == kT0 + hours(24));
-    CHECK(d.state == in.state);
+    CHECK(*d.wake == kT0 + hours(23));
+    CHECK(d.phase == RootPhase::kPropagating);
   }
   SECTION("before: a candidate from the old root renews with unchanged roots") {
-    in.now = kT0 + hours(23);
+    in.now = kT0 + hours(22);
     in.candidate_anchor = r.A;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCandidate);
     CHECK(d.roots_pem == in.published_pem);
-    CHECK(d.state == in.state);
   }
-  SECTION("after: the candidate goes out with the same root bytes and phase 2 begins") {
-    in.now = kT0 + hours(24);
+  SECTION("after: the candidate goes out with the same root bytes") {
+    in.now = kT0 + hours(23);
     in.candidate_anchor = r.B;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCandidate);
     CHECK(d.roots_pem == in.published_pem);
-    CHECK(d.state.phase == RootPhase::kSwitched);
-    CHECK(d.state.since == kT0 + hours(24));
-    CHECK(*d.wake == kT0 + hours(48));
+    CHECK(d.phase == RootPhase::kSwitched);
+    CHECK_FALSE(d.wake);  // A is still in Vault: nothing to wait for
   }
-  SECTION("after, without a candidate: asks for one") {
-    in.now = kT0 + hours(25);
-    const RootDecision d = decideRoots(in, multiroot());
-    CHECK(d.action == RootAction::kKeepCurrent);
-    CHECK(d.needs_candidate);
-  }
-  SECTION("another root during phase 1 appends again and restarts the clock for all new roots") {
+  SECTION("another root meanwhile is appended; each root keeps its own switch time") {
+    const TestCa later = makeRoot("Root L", kT0 + hours(10), kT0 + hours(24 * 3650));
+    const Certificate l = toCert(later);
     in.now = kT0 + hours(20);
-    in.vault = std::vector<Certificate>{r.A, r.B, r.C};
-    in.candidate_anchor = r.C;
+    in.vault = std::vector<Certificate>{r.A, r.B, l};
+    in.candidate_anchor = r.B;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCurrent);
-    CHECK(d.roots_pem == r.A.pem() + r.B.pem() + r.C.pem());
-    CHECK(d.state.since == kT0 + hours(20));
-    CHECK(d.state.new_roots.size() == 2);
+    CHECK(d.roots_pem == r.A.pem() + r.B.pem() + l.pem());
+    CHECK(*d.wake == kT0 + hours(23));
   }
 }
 
-TEST_CASE("phase 3 drops the old root from the front after the retire time once Vault lets go", "[root-policy]") {
+TEST_CASE("a root deleted from Vault leaves from the front, the retire time after the switch", "[root-policy]") {
   const auto& r = roots();
   RootInputs in = inputs({r.A, r.B});
-  in.current_anchor = r.B;
-  in.state.phase = RootPhase::kSwitched;
-  in.state.since = kT0;
+  in.current_anchor = r.B;  // switched at B's notBefore + 24 h = kT0 + 23 h
   SECTION("before the retire time nothing is dropped") {
-    in.now = kT0 + hours(23);
+    in.now = kT0 + hours(46);
     in.vault = std::vector<Certificate>{r.B};
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kKeepCurrent);
-    CHECK(*d.wake == kT0 + hours(24));
+    CHECK(d.phase == RootPhase::kSwitched);
+    CHECK(*d.wake == kT0 + hours(47));
   }
   SECTION("after it, with the old root gone from Vault: dropped, bytes shrink from the front") {
-    in.now = kT0 + hours(24);
+    in.now = kT0 + hours(47);
     in.vault = std::vector<Certificate>{r.B};
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCurrent);
     CHECK(d.roots_pem == r.B.pem());
     CHECK(isSubstring(d.roots_pem, in.published_pem));
-    CHECK(d.state.phase == RootPhase::kRetired);
+    CHECK(d.phase == RootPhase::kNone);
+  }
+  SECTION("a later switch in the source's plan delays the retirement") {
+    in.vault = std::vector<Certificate>{r.B};
+    in.schedule = RootSchedule{kT0 + hours(25), std::nullopt, ""};
+    in.now = kT0 + hours(48);
+    const RootDecision before = decideRoots(in, multiroot());
+    CHECK(before.action == RootAction::kKeepCurrent);
+    CHECK(*before.wake == kT0 + hours(49));
+    in.now = kT0 + hours(49);
+    const RootDecision d = decideRoots(in, multiroot());
+    CHECK(d.action == RootAction::kPublishCurrent);
+    CHECK(d.roots_pem == r.B.pem());
   }
   SECTION("a renewal at that moment drops it together with the new intermediate") {
-    in.now = kT0 + hours(30);
+    in.now = kT0 + hours(50);
     in.vault = std::vector<Certificate>{r.B};
     in.candidate_anchor = r.B;
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kPublishCandidate);
     CHECK(d.roots_pem == r.B.pem());
-    CHECK(d.state.phase == RootPhase::kRetired);
   }
   SECTION("the old root still in Vault: kept") {
-    in.now = kT0 + hours(30);
+    in.now = kT0 + hours(50);
     in.vault = std::vector<Certificate>{r.A, r.B};
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kKeepCurrent);
-    CHECK(d.state.phase == RootPhase::kSwitched);
+    CHECK(d.phase == RootPhase::kSwitched);
+    CHECK_FALSE(d.wake);
   }
   SECTION("Vault's roots unknown: kept") {
-    in.now = kT0 + hours(30);
+    in.now = kT0 + hours(50);
     const RootDecision d = decideRoots(in, multiroot());
     CHECK(d.action == RootAction::kKeepCurrent);
   }
   SECTION("the intermediate still chains to the old root: kept") {
-    in.now = kT0 + hours(30);
+    in.now = kT0 + hours(50);
     in.vault = std::vector<Certificate>{r.B};
     in.current_anchor = r.A;
     const RootDecision d = decideRoots(in, multiroot());
@@ -314,7 +339,7 @@ TEST_CASE("expired roots at the front are dropped outside a rotation, never the 
   const RootDecision d = decideRoots(in, multiroot());
   CHECK(d.action == RootAction::kPublishCurrent);
   CHECK(d.roots_pem == r.A.pem());
-  CHECK(d.state.phase == RootPhase::kNone);
+  CHECK(d.phase == RootPhase::kNone);
 
   RootInputs alone = inputs({o});
   const RootDecision keep = decideRoots(alone, multiroot());
@@ -335,14 +360,13 @@ TEST_CASE("a whole rotation only ever appends or drops from the front", "[root-p
     in.published_pem = d.roots_pem;
     in.published = *parseCertificates(d.roots_pem, "roots");
     if (d.action == RootAction::kPublishCandidate) in.current_anchor = candidate;
-    in.state = d.state;
     files.push_back(d.roots_pem);
     return d;
   };
-  CHECK(step(kT0, {r.A, r.B}, r.B).state.phase == RootPhase::kPropagating);
+  CHECK(step(kT0, {r.A, r.B}, r.B).phase == RootPhase::kPropagating);
   CHECK(step(kT0 + hours(12), {r.A, r.B}, r.B).action == RootAction::kKeepCurrent);
-  CHECK(step(kT0 + hours(24), {r.A, r.B}, r.B).state.phase == RootPhase::kSwitched);
-  CHECK(step(kT0 + hours(60), {r.B}, std::nullopt).state.phase == RootPhase::kRetired);
+  CHECK(step(kT0 + hours(23), {r.A, r.B}, r.B).phase == RootPhase::kSwitched);
+  CHECK(step(kT0 + hours(60), {r.B}, std::nullopt).phase == RootPhase::kNone);
   REQUIRE(files.size() == 4);
   CHECK(files.back() == r.B.pem());
   for (std::size_t i = 1; i < files.size(); ++i) {

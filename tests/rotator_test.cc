@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "agent/agent_metrics.h"
+#include "agent/root_plan.h"
 #include "tests/fakes.h"
 #include "tests/support/fault_matrix.h"
 #include "tests/support/process.h"
@@ -50,14 +51,30 @@ class FakeSource final : public CaSource {
     if (fixed_) return *fixed_;
     return issue();
   }
+  Result<TrustSet> trustSet() override {
+    ++trust_reads_;
+    TrustSet out;
+    for (const auto& r : trusted_) out.roots.push_back(*parseCertificate(r.cert.pem(), "root"));
+    if (plan_propagation_) out.schedule = cacerts::planRoots(out.roots, clock_.now(), *plan_propagation_).schedule;
+    return out;
+  }
   std::string describe() const override { return "fake"; }
   Result<std::optional<std::string>> changeStamp() override {
     ++stamp_reads_;
     return stamp_;
   }
 
-  // A fresh intermediate from the current issuer, valid from now for the lifetime.
+  // A fresh intermediate from the current issuer (with a plan: the planned root), valid
+  // from now for the lifetime.
   CaMaterial issue() {
+    std::optional<RootSchedule> schedule;
+    if (plan_propagation_) {
+      std::vector<Certificate> roots;
+      for (const auto& r : trusted_) roots.push_back(*parseCertificate(r.cert.pem(), "root"));
+      const RootPlan plan = cacerts::planRoots(roots, clock_.now(), *plan_propagation_);
+      issuer_ = trusted_[plan.signing];
+      schedule = plan.schedule;
+    }
     CertSpec spec;
     spec.path_len = 0;
     spec.not_before = clock_.now();
@@ -68,6 +85,7 @@ class FakeSource final : public CaSource {
     m.key_pem = Secret(inter.key.pkcs8Pem());
     m.chain_pem = inter.cert.pem() + issuer_.cert.pem();
     for (const auto& r : trusted_) m.root_pem += r.cert.pem();
+    m.schedule = schedule;
     return m;
   }
 
@@ -78,6 +96,9 @@ class FakeSource final : public CaSource {
   void failNext(int n) { failures_left_ = n; }  // -1: forever
   void setFixed(std::optional<CaMaterial> m) { fixed_ = std::move(m); }
   void setStamp(std::optional<std::string> s) { stamp_ = std::move(s); }
+  // Chooses the signing root by agent/root_plan.h, as the PKI source does.
+  void planSigner(Duration propagation) { plan_propagation_ = propagation; }
+  int trustReads() const { return trust_reads_; }
   // Runs inside every load(), i.e. while a renewal is in progress.
   void onLoad(std::function<void()> hook) { on_load_ = std::move(hook); }
   const std::vector<SystemTime>& loads() const { return loads_; }
@@ -94,6 +115,8 @@ class FakeSource final : public CaSource {
   std::optional<std::string> stamp_;
   std::vector<SystemTime> loads_;
   int stamp_reads_ = 0;
+  int trust_reads_ = 0;
+  std::optional<Duration> plan_propagation_;
   std::function<void()> on_load_;
 };
 
@@ -106,7 +129,8 @@ RotatorSettings baseSettings() {
   s.retry.max = minutes(1);
   s.min_remaining = minutes(10);
   s.poll_always = false;
-  s.poll_interval = minutes(5);
+  // PKI-like: trust-set polls stay out of the way unless a test sets a shorter interval.
+  s.poll_interval = hours(1000);
   s.startup_timeout = minutes(1);
   return s;
 }
@@ -346,6 +370,7 @@ TEST_CASE("rotator polls a KV-like source and republishes only when its version 
 TEST_CASE("rotator polls a KV v1-like source by loading and comparing", "[rotator]") {
   Harness h;
   h.settings.poll_always = true;
+  h.settings.poll_interval = minutes(5);
   h.source.setFixed(h.source.issue());
   std::map<std::string, std::string> published;
   REQUIRE(h.run([&] {
@@ -387,92 +412,93 @@ TEST_CASE("rotator confirms each publish against istiod's metric", "[rotator]") 
   }
 }
 
-TEST_CASE("rotator walks a root rotation through all three phases", "[rotator]") {
+TEST_CASE("rotator walks an operator-driven root rotation: append, switch after propagation, retire",
+          "[rotator]") {
   Harness h;
   h.settings.rotate_min_interval = Duration::zero();  // the operator's request acts at once
   h.settings.roots.multiroot = true;
-  h.settings.roots.propagation = hours(1);
+  h.settings.roots.propagation = hours(2);  // root B (notBefore kT0 - 1 h) may sign from kT0 + 1 h
   h.settings.roots.retire = hours(1);
   h.settings.renewal.renew_fraction = 0.9;  // no scheduled renewal gets in the way
   h.settings.renewal.renew_before = Duration(0);
+  h.settings.poll_interval = minutes(5);
   const std::string a = h.source.rootA().cert.pem(), b = h.source.rootB().cert.pem();
-  h.source.setStamp("A");
   std::vector<std::string> root_files;
+  std::vector<SystemTime> changed_at;
   std::string first_ca;
   h.clock.interrupt();  // the operator acts right after the first publish
   const auto record = [&] {
     const std::string now = h.file("root-cert.pem");
-    if (root_files.empty() || root_files.back() != now) root_files.push_back(now);
+    if (root_files.empty() || root_files.back() != now) {
+      root_files.push_back(now);
+      changed_at.push_back(h.clock.lastSleepStart());
+    }
   };
   REQUIRE(h.run([&] {
     record();
-    const auto t = h.clock.now();
     if (first_ca.empty()) {
       first_ca = h.file("ca-cert.pem");
-      // The operator adds root B and makes it the default issuer; a rotate request follows.
+      // The operator adds root B and makes it the issuer; a rotate request follows.
       h.source.setTrusted({h.source.rootA(), h.source.rootB()});
       h.source.setIssuer(h.source.rootB());
-      h.source.setStamp("AB");
       h.control.rotate = true;
     }
-    if (t >= kT0 + hours(1) && h.source.loads().size() == 3) {
-      h.source.setTrusted({h.source.rootB()});  // after the switch, the operator deletes root A
-      h.source.setStamp("B");
-    }
-    return h.metric(kMetricRootRotationPhase) == 3;
+    if (h.source.loads().size() == 3) h.source.setTrusted({h.source.rootB()});  // then deletes root A
+    return h.file("root-cert.pem") == b;
   }));
   record();
   REQUIRE(root_files.size() == 3);
   CHECK(root_files[0] == a);
   CHECK(root_files[1] == a + b);
   CHECK(root_files[2] == b);
+  const auto since_t0 = [](SystemTime t) { return std::chrono::duration_cast<seconds>(t - kT0).count(); };
+  CHECK(since_t0(changed_at[1]) == 0);
+  // Retired the retire time after B took over (B's notBefore + propagation), not earlier.
+  CHECK(since_t0(changed_at[2]) == 2 * 3600);
   const TestCert ca = TestCert::fromPem(h.file("ca-cert.pem"));
   CHECK(ca.pem() != first_ca);
   CHECK(X509_check_issued(h.source.rootB().cert.x509.get(), ca.x509.get()) == X509_V_OK);
-  // Loads: start, the forced one (deferred), the switch at the end of propagation, and the
-  // first poll after the retire time, which saw root A gone.
+  // Loads: start, the forced one (deferred), the switch once B is old enough. The deletion
+  // was seen by a trust-set read, which issues nothing.
   const auto& loads = h.source.loads();
-  REQUIRE(loads.size() == 4);
+  REQUIRE(loads.size() == 3);
   CHECK(loads[1] == kT0);
   CHECK(loads[2] == kT0 + hours(1));
-  CHECK(loads[3] == kT0 + hours(2));
+  CHECK(h.source.trustReads() > 0);
   CHECK(h.metric(kMetricRotations, {{"result", "deferred"}}) == 1);
-  // The phase is published inside the generation.
-  auto state = h.writer.readCurrent({}, {kRootStateFile});
-  REQUIRE(state);
-  auto decoded = decodeRootState(state->at(kRootStateFile).view());
-  REQUIRE(decoded);
-  CHECK(decoded->phase == RootPhase::kRetired);
+  CHECK(h.metric(kMetricRootRotationPhase) == 0);
 }
 
-TEST_CASE("rotator resumes a root rotation phase after a restart", "[rotator]") {
-  Harness h;
-  h.settings.rotate_min_interval = Duration::zero();  // the operator's request acts at once
+TEST_CASE("rotator follows the source's plan: a new root is appended at the next poll and signs at the planned "
+          "instant plus a random delay, also after a restart",
+          "[rotator]") {
+  Harness h({0.5});  // every random draw: the middle of its range
   h.settings.roots.multiroot = true;
-  h.settings.roots.propagation = hours(1);
+  h.settings.roots.propagation = hours(2);
+  h.settings.roots.retire = hours(1);  // switch delay: at most min(1 h / 4, 1 min); 30 s here
   h.settings.renewal.renew_fraction = 0.9;
   h.settings.renewal.renew_before = Duration(0);
+  h.settings.poll_interval = minutes(5);
+  h.source.planSigner(hours(2));
+  const std::string a = h.source.rootA().cert.pem(), b = h.source.rootB().cert.pem();
   h.clock.interrupt();
+  std::optional<SystemTime> appended_at;
   REQUIRE(h.run([&] {
-    if (h.source.loads().size() == 1) {
-      h.source.setTrusted({h.source.rootA(), h.source.rootB()});
-      h.source.setIssuer(h.source.rootB());
-      h.control.rotate = true;
-      h.clock.interrupt();  // and stop right after phase 1 is published
-    }
-    return h.metric(kMetricRootRotationPhase) == 1;
+    if (h.source.loads().size() == 1 && h.source.trustReads() == 1) h.source.setTrusted({h.source.rootA(), h.source.rootB()});
+    if (!appended_at && h.file("root-cert.pem") == a + b) appended_at = h.clock.lastSleepStart();
+    return h.metric(kMetricRootRotationPhase) == 1;  // stop while B propagates
   }));
-  REQUIRE(h.clock.now() == kT0);
-  const std::size_t loads_before = h.source.loads().size();
+  REQUIRE(appended_at);
+  CHECK(std::chrono::duration_cast<seconds>(*appended_at - kT0).count() == 5 * 60);   // the next trust-set poll, with the current intermediate
+  CHECK(h.source.loads().size() == 1);       // nothing was issued for it
   h.clock.advance(minutes(20));
-  h.resetMetrics();  // a new process, same directory
-  REQUIRE(h.run([&] {
-    if (h.metric(kMetricRootRotationPhase) == 1) CHECK(h.source.loads().size() == loads_before);
-    return h.metric(kMetricRootRotationPhase) == 2;
-  }));
-  // The switch happened when the propagation time counted from the first process ended.
-  CHECK(h.source.loads().back() == kT0 + hours(1));
-  CHECK(h.file("root-cert.pem") == h.source.rootA().cert.pem() + h.source.rootB().cert.pem());
+  h.resetMetrics();  // a new process, same directory: nothing but Vault and the clock to go on
+  REQUIRE(h.run([&] { return h.metric(kMetricRootRotationPhase) == 2; }));
+  REQUIRE(h.source.loads().size() == 2);
+  CHECK(std::chrono::duration_cast<seconds>(h.source.loads().back() - kT0).count() == 3600 + 30);  // B's notBefore + 2 h, + 30 s
+  CHECK(h.file("root-cert.pem") == a + b);
+  const TestCert ca = TestCert::fromPem(h.file("ca-cert.pem"));
+  CHECK(X509_check_issued(h.source.rootB().cert.x509.get(), ca.x509.get()) == X509_V_OK);
 }
 
 TEST_CASE("rotator without multiroot refuses a root change and keeps the current intermediate", "[rotator]") {
