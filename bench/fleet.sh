@@ -56,7 +56,7 @@ python3 - "$report" "$runs" "$failed" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 runs, failed = int(sys.argv[2]), int(sys.argv[3])
-print("| layout | runs passed | replicas | root rotations | publishes | invariant checks | violations | seconds per run |")
+print("| layout | runs completed | replicas | root rotations | publishes | invariant checks | violations | seconds per run |")
 print("|---|---|---|---|---|---|---|---|")
 total_checks = total_violations = 0
 for layout in sorted({r["layout"] for r in rows}):
