@@ -57,21 +57,6 @@ std::vector<std::string> withIstiodUrl(std::vector<std::string> args, const std:
   return args;
 }
 
-// One published generation laid out as the agent does: ..data -> ..gen, names -> ..data/name.
-void layOut(const TempDir& dir, const std::string& cert, const std::string& key, const std::string& chain,
-            const std::string& root) {
-  const std::string gen = "..2026_01_01_00_00_00.000000000.test";
-  std::filesystem::create_directory(dir.file(gen));
-  writeFile(dir.file(gen + "/ca-cert.pem"), cert);
-  writeFile(dir.file(gen + "/ca-key.pem"), key, 0600);
-  writeFile(dir.file(gen + "/cert-chain.pem"), chain);
-  writeFile(dir.file(gen + "/root-cert.pem"), root);
-  std::filesystem::create_symlink(gen, dir.file("..data"));
-  for (const char* name : {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"}) {
-    std::filesystem::create_symlink(std::string("..data/") + name, dir.file(name));
-  }
-}
-
 }  // namespace
 
 TEST_CASE("soak reader passes a consistent set and names the check a broken set fails", "[soak]") {
@@ -84,22 +69,23 @@ TEST_CASE("soak reader passes a consistent set and names the check a broken set 
   TempDir dir;
   std::string want = "none";
   SECTION("consistent") {
-    layOut(dir, inter.cert.pem(), inter.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(), root.cert.pem());
+    layOutGeneration(dir, inter.cert.pem(), inter.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(), root.cert.pem());
   }
   SECTION("key of another certificate") {
-    layOut(dir, inter.cert.pem(), sibling.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(), root.cert.pem());
+    layOutGeneration(dir, inter.cert.pem(), sibling.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(), root.cert.pem());
     want = "key_matches_cert";
   }
   SECTION("chain starting with another certificate") {
-    layOut(dir, inter.cert.pem(), inter.key.pkcs8Pem(), sibling.cert.pem() + root.cert.pem(), root.cert.pem());
+    layOutGeneration(dir, inter.cert.pem(), inter.key.pkcs8Pem(), sibling.cert.pem() + root.cert.pem(), root.cert.pem());
     want = "chain_starts_with_ca_cert";
   }
   SECTION("roots that did not sign the chain") {
-    layOut(dir, inter.cert.pem(), inter.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(), other_root.cert.pem());
+    layOutGeneration(dir, inter.cert.pem(), inter.key.pkcs8Pem(), inter.cert.pem() + root.cert.pem(),
+                     other_root.cert.pem());
     want = "chain_verifies_to_roots";
   }
   SECTION("unparsable key") {
-    layOut(dir, inter.cert.pem(), "not a key\n", inter.cert.pem() + root.cert.pem(), root.cert.pem());
+    layOutGeneration(dir, inter.cert.pem(), "not a key\n", inter.cert.pem() + root.cert.pem(), root.cert.pem());
     want = "pem_parses";
   }
   const ProcessResult r = runProcess(CACERTS_SOAK_READER_BINARY, {"--dir", dir.path(), "--duration", "300ms"});

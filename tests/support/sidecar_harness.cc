@@ -91,6 +91,20 @@ int freePort() {
   return ntohs(addr.sin_port);
 }
 
+void layOutGeneration(const TempDir& dir, const std::string& cert, const std::string& key, const std::string& chain,
+                      const std::string& root) {
+  const std::string gen = "..2026_01_01_00_00_00.000000000.test";
+  fs::create_directory(dir.file(gen));
+  writeFile(dir.file(gen + "/ca-cert.pem"), cert);
+  writeFile(dir.file(gen + "/ca-key.pem"), key, 0600);
+  writeFile(dir.file(gen + "/cert-chain.pem"), chain);
+  writeFile(dir.file(gen + "/root-cert.pem"), root);
+  fs::create_symlink(gen, dir.file("..data"));
+  for (const char* name : {"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"}) {
+    fs::create_symlink(std::string("..data/") + name, dir.file(name));
+  }
+}
+
 void Sidecar::setUpPki() {
   REQUIRE(vault.server().enablePki("", "pki", std::chrono::hours(87600)));
   REQUIRE(vault.server().pkiGenerateRoot(
@@ -110,7 +124,8 @@ std::vector<std::string> Sidecar::setUpKubernetesAuth() {
   return {"--auth-method", "kubernetes", "--auth-role", "istiod", "--jwt-file", vault.jwtFile()};
 }
 
-std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth) const {
+std::vector<std::string> sidecarArgs(const E2eVault& vault, const TempDir& out, const FakeIstiod& istiod,
+                                     const std::vector<std::string>& auth) {
   return concat({"sidecar", "--dir", out.path(), "--listen", "127.0.0.1:0", "--istiod-metrics-url", istiod.url(),
                  "--vault-addr", vault.addr(), "--vault-cacert", vault.caFile(), "--log-level", "debug", "--timeout",
                  "1s", "--retry-initial", "200ms", "--retry-max", "1s", "--confirm-timeout", "2s",
@@ -119,6 +134,10 @@ std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth)
                  // which appends a later --rotate-min-interval (the last one wins).
                  "--rotate-min-interval", "0s"},
                 auth);
+}
+
+std::vector<std::string> Sidecar::baseArgs(const std::vector<std::string>& auth) const {
+  return sidecarArgs(vault, out, istiod, auth);
 }
 
 std::vector<std::string> Sidecar::pkiArgs(const std::string& ttl, const std::string& renew_before) const {

@@ -62,6 +62,16 @@ void scanOutput(const BackgroundProcess& p);
 // A loopback TCP port that was free a moment ago.
 int freePort();
 
+// The arguments every sidecar e2e test starts from: output `out`, reload confirmation
+// against `istiod`, `vault` over TLS, quick retries, no jitter, then `auth`.
+std::vector<std::string> sidecarArgs(const E2eVault& vault, const TempDir& out, const FakeIstiod& istiod,
+                                     const std::vector<std::string>& auth);
+
+// One published generation laid out as the agent does in an empty `dir`: ..data -> a
+// generation directory holding the four files, each top-level name -> ..data/name.
+void layOutGeneration(const TempDir& dir, const std::string& cert, const std::string& key, const std::string& chain,
+                      const std::string& root);
+
 // One sidecar under test with its Vault, output directory and istiod.
 struct Sidecar {
   E2eVault vault;

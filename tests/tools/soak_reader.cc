@@ -12,16 +12,12 @@
 //   event=reader_summary reads=N straddled=N ...           at exit (also on stdout)
 // Exit status: 0 when at least one set was judged and none was inconsistent; 1 otherwise;
 // 2 on a usage error; 4 when the metrics endpoint cannot listen.
-#include <limits.h>
 #include <openssl/crypto.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -37,8 +33,9 @@
 #include <httplib.h>
 
 #include "common/duration.h"
-#include "common/openssl_ptr.h"
+#include "tests/support/chain_verify.h"
 #include "tests/support/test_pki.h"
+#include "tests/support/tool_support.h"
 
 namespace cacerts::testing {
 namespace {
@@ -46,20 +43,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-std::atomic<bool> g_stop{false};
-
-void onStopSignal(int) { g_stop = true; }
-
 // The four names istiod reads, each a symlink into ..data.
 constexpr const char* kCaCert = "ca-cert.pem";
 constexpr const char* kCaKey = "ca-key.pem";
 constexpr const char* kChain = "cert-chain.pem";
 constexpr const char* kRoot = "root-cert.pem";
 constexpr int kLoggedFailures = 10;
-
-using StorePtr = cacerts::X509StorePtr;
-using StoreCtxPtr = cacerts::X509StoreCtxPtr;
-using X509StackPtr = cacerts::BorrowedX509StackPtr;  // entries stay owned by TestCert
 
 // File bytes that are wiped when dropped: ca-key.pem passes through here.
 class WipedBytes {
@@ -92,13 +81,6 @@ bool readInto(const std::string& path, WipedBytes& out) {
   return !in.bad();
 }
 
-std::optional<std::string> linkTarget(const std::string& path) {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
-  if (n < 0 || static_cast<std::size_t>(n) == sizeof buf) return std::nullopt;
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-
 struct Failure {
   std::string check;   // which property failed, a fixed name
   std::string detail;  // never file contents
@@ -126,28 +108,10 @@ std::optional<Failure> judge(const WipedBytes& cert_pem, const WipedBytes& key_p
                                                     cert.serialColonHex()};
   }
 
-  StorePtr store(X509_STORE_new());
-  X509StackPtr untrusted(sk_X509_new_null());
-  StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (!store || !untrusted || !ctx) return Failure{"chain_verifies_to_roots", "out of memory"};
-  for (const TestCert& r : roots) {
-    if (X509_STORE_add_cert(store.get(), r.x509.get()) != 1) {
-      return Failure{"chain_verifies_to_roots", "cannot add a root-cert.pem certificate to the trust store"};
-    }
-  }
-  for (std::size_t i = 1; i < chain.size(); ++i) {
-    if (sk_X509_push(untrusted.get(), chain[i].x509.get()) <= 0) {
-      return Failure{"chain_verifies_to_roots", "out of memory"};
-    }
-  }
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().x509.get(), untrusted.get()) != 1) {
-    return Failure{"chain_verifies_to_roots", "cannot set up verification"};
-  }
-  if (X509_verify_cert(ctx.get()) != 1) {
-    const int err = X509_STORE_CTX_get_error(ctx.get());
-    return Failure{"chain_verifies_to_roots", std::string(X509_verify_cert_error_string(err)) + " at depth " +
-                                                  std::to_string(X509_STORE_CTX_get_error_depth(ctx.get())) +
-                                                  " (ca-cert.pem serial " + cert.serialColonHex() + ")"};
+  // Everything after cert-chain.pem's first certificate may be an intermediate.
+  const std::vector<TestCert> rest(chain.begin() + 1, chain.end());
+  if (auto error = verifyToRoots(chain.front(), rest, roots)) {
+    return Failure{"chain_verifies_to_roots", *error + " (ca-cert.pem serial " + cert.serialColonHex() + ")"};
   }
   return std::nullopt;
 }
@@ -247,17 +211,10 @@ int run(int argc, char** argv) {
   app.add_option("--istiod-listen", listen, "host:port of the fake istiod metrics endpoint (port 0: ephemeral)");
   app.add_option("--duration", duration_text, "stop after this long (0: only on SIGTERM/SIGINT)");
   app.add_option("--pause", pause_text, "pause between judged reads (leaves CPU to the agent)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  const auto duration = parseDuration(duration_text);
-  const auto pause = parseDuration(pause_text);
-  if (!duration || !pause) {
-    std::cerr << "cacerts-soak-reader: " << (!duration ? duration.error().message : pause.error().message) << "\n";
-    return 2;
-  }
+  if (const auto exit = parseToolArgs(app, argc, argv)) return *exit;
+  const auto durations = parseToolDurations("cacerts-soak-reader", {duration_text, pause_text});
+  if (!durations) return 2;
+  const Duration duration = (*durations)[0], pause = (*durations)[1];
   const auto colon = listen.rfind(':');
   std::string host;
   int port = -1;
@@ -274,11 +231,7 @@ int run(int argc, char** argv) {
     return 2;
   }
 
-  struct sigaction sa {};
-  sa.sa_handler = onStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  const std::atomic<bool>& stop = stopOnSignals();
 
   FakeIstiodEndpoint istiod(dir);
   std::string error;
@@ -290,13 +243,13 @@ int run(int argc, char** argv) {
   std::cerr << "event=reader_started istiod_port=" << *bound << " dir=" << dir << std::endl;
 
   const auto t0 = steady_clock::now();
-  const bool bounded = duration->count() > 0;
-  const auto deadline = t0 + *duration;
+  const bool bounded = duration.count() > 0;
+  const auto deadline = t0 + duration;
   Tally tally;
-  while (!g_stop && (!bounded || steady_clock::now() < deadline)) {
+  while (!stop && (!bounded || steady_clock::now() < deadline)) {
     // A straddled read is retried at once: the point is to judge the set right after a swap.
     if (readOnce(dir, tally) == ReadOutcome::kStraddled) continue;
-    std::this_thread::sleep_for(*pause);
+    std::this_thread::sleep_for(pause);
   }
   istiod.stop();
 
