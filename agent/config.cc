@@ -442,7 +442,7 @@ Status validate(const Config& c) {
   }
   if (!(s.jitter >= 0 && s.jitter < 0.5)) return bad(flagAndEnv("--jitter") + " must be a number in [0, 0.5)");
   // Every replica must have seen a new root before any signs under it.
-  if (c.source == Source::kPki && s.root_propagation <= s.pki_poll_interval) {
+  if (c.command == Command::kSidecar && c.source == Source::kPki && s.root_propagation <= s.pki_poll_interval) {
     return bad("--root-propagation (" + describeDuration(s.root_propagation) + ") must exceed --pki-poll-interval (" +
                describeDuration(s.pki_poll_interval) + "): every replica must see a new root before any signs under it");
   }
