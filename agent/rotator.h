@@ -136,8 +136,12 @@ class Rotator {
   Result<Applied> apply(std::optional<CaMaterial> candidate, std::optional<std::vector<Certificate>> vault);
   Result<Applied> publish(const ValidatedBundle& bundle, const RootState& state);
   void fail(const Error& error, std::string_view result);
-  void confirmReload();
+  void confirmReload(const std::optional<ValidatedBundle>& before);
   void confirmStep();
+  void confirmDone(ReloadVerdict verdict, const std::string& problem);
+  // istiod refused a root change: republish the roots it last confirmed (confirmed_) and
+  // act as if --istiod-multiroot=false for the rest of the process.
+  void recoverRefusedRoots(const std::string& reason);
   void setCurrent(Current current, bool redraw_renewal);
   void updateMetrics();
 
@@ -171,11 +175,17 @@ class Rotator {
   std::optional<SystemTime> forced_at_;     // a forced renewal is requested for then
   struct PendingConfirm {
     SystemTime expected_not_after;
+    ReloadExpectation expect;
+    ValidatedBundle published;
     SystemTime deadline;
     SystemTime next_poll;
     ReloadProgress progress;
   };
   std::optional<PendingConfirm> confirm_;
+  // The set istiod last proved it holds (a confirmed reload), or the adopted one (what
+  // istiod read at its start); its root file is what istiod compares reloads with.
+  std::optional<ValidatedBundle> confirmed_;
+  int unconfirmed_publishes_ = 0;  // in a row: not_confirmed or refused
 
   std::mutex publish_mu_;
   mutable std::mutex status_mu_;
