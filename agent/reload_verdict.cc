@@ -86,11 +86,15 @@ ReloadJudgement judgeReload(const ReloadExpectation& expect, const std::optional
             "the ca-cert's notAfter and the first root are unchanged: istiod's gauges cannot show this reload"};
   }
   const std::int64_t want_chain = epochSecondsOf(expect.chain_not_after);
-  const std::optional<std::int64_t> want_root =
-      expect.first_root_not_after ? std::optional(epochSecondsOf(*expect.first_root_not_after)) : std::nullopt;
+  // A plain value and a flag: an optional here trips GCC 12's -Wmaybe-uninitialized at -O2.
+  const bool root_evidence = expect.first_root_not_after.has_value();
+  const std::int64_t want_root = root_evidence ? epochSecondsOf(*expect.first_root_not_after) : 0;
   if (seen) {
     const bool chain_ok = !expect.chain_changed || seen->chain_expiry == want_chain;
-    const bool root_ok = !want_root || seen->root_expiry == want_root;
+    // istiod loads a set all or nothing, so a changed chain shown is proof enough when the
+    // page has no root gauge; a root gauge that is there must agree.
+    const bool root_ok =
+        !root_evidence || seen->root_expiry == want_root || (expect.chain_changed && !seen->root_expiry);
     if (chain_ok && root_ok) return {ReloadVerdict::kConfirmed, ""};
   }
   if (!at_deadline) return {ReloadVerdict::kPending, ""};
@@ -99,14 +103,14 @@ ReloadJudgement judgeReload(const ReloadExpectation& expect, const std::optional
   std::string shown = std::string(kIstiodChainExpiryMetric) + "=" + seconds(seen->chain_expiry) + " (expected " +
                       (expect.chain_changed ? std::to_string(want_chain) : std::string("any")) + "), " +
                       std::string(kIstiodRootExpiryMetric) + "=" + seconds(seen->root_expiry) + " (expected " +
-                      (want_root ? std::to_string(*want_root) : std::string("any")) + ")";
+                      (root_evidence ? std::to_string(want_root) : std::string("any")) + ")";
   if (seen->version && !recordsExpiryOnReload(*seen->version)) {
     return {ReloadVerdict::kUnsupported, "istiod " + seen->version->tag +
                                              " records its expiry gauges only at startup (1.24+ on every reload); " +
                                              shown};
   }
   // The root gauge showing the new first root would mean istiod took the roots.
-  const bool roots_loaded = want_root && seen->root_expiry == want_root;
+  const bool roots_loaded = root_evidence && seen->root_expiry == want_root;
   if (expect.roots_changed && expect.chain_changed && seen->chain_expiry && !roots_loaded) {
     return {ReloadVerdict::kRefused, "a new ca-cert published after a root change istiod never confirmed was not "
                                      "loaded: " + shown};

@@ -86,7 +86,9 @@ struct ReloadJudgement {
   std::string reason;  // for the log line; names values and metrics, never certificate text
 };
 
-// `seen`: the last successful scrape of this confirmation, if any. `at_deadline`: no
+// Confirmed when the chain gauge shows a changed ca-cert's notAfter and the root gauge a
+// changed first root's (a page without the root gauge: the chain alone, as istiod loads
+// all or nothing). `seen`: the last successful scrape of this confirmation, if any. `at_deadline`: no
 // further scrape will be made. Decides without any scrape for a change with no evidence.
 ReloadJudgement judgeReload(const ReloadExpectation& expect, const std::optional<IstiodMetrics>& seen,
                             bool at_deadline);

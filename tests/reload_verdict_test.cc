@@ -99,6 +99,8 @@ TEST_CASE("a new first root must show in the root gauge too", "[reload_verdict]"
   e.first_root_not_after = kNewRoot;
   CHECK(judgeReload(e, shows(kNewChain, kNewChain), false).verdict == ReloadVerdict::kPending);
   CHECK(judgeReload(e, shows(kNewChain, kNewRoot), false).verdict == ReloadVerdict::kConfirmed);
+  // A page without the root gauge: the changed chain proves the whole set was loaded.
+  CHECK(judgeReload(e, shows(kNewChain), false).verdict == ReloadVerdict::kConfirmed);
   // Root-only: the first root leaves the front (retire), the intermediate stays.
   ReloadExpectation retire;
   retire.chain_not_after = kOldChain;
@@ -106,6 +108,7 @@ TEST_CASE("a new first root must show in the root gauge too", "[reload_verdict]"
   retire.first_root_not_after = kNewRoot;
   CHECK(judgeReload(retire, shows(kNewChain, kNewRoot), false).verdict == ReloadVerdict::kConfirmed);
   CHECK(judgeReload(retire, shows(kOldChain, kOldChain), true).verdict == ReloadVerdict::kNotConfirmed);
+  CHECK(judgeReload(retire, shows(kOldChain), true).verdict == ReloadVerdict::kNotConfirmed);
 }
 
 TEST_CASE("a change istiod's gauges cannot show is unverified at once", "[reload_verdict]") {
