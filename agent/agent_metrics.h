@@ -22,6 +22,14 @@ inline constexpr char kMetricReloadConfirmed[] = "cacerts_agent_istiod_reload_co
 inline constexpr char kMetricRootRotationPhase[] = "cacerts_agent_root_rotation_phase";
 inline constexpr char kMetricRootChangeBlocked[] = "cacerts_agent_root_change_blocked";
 inline constexpr char kMetricBuildInfo[] = "cacerts_agent_build_info";
+// Reload confirmation (reload_verdict.h): the last publish's verdict as a 1 on its
+// {verdict} (0 on the others), publishes in a row whose verdict was not_confirmed or
+// refused, and 1 once istiod refused a root change (ISTIO_MULTIROOT_MESH off).
+inline constexpr char kMetricReloadVerdict[] = "cacerts_agent_istiod_reload_verdict";
+inline constexpr char kMetricUnconfirmedPublishes[] = "cacerts_agent_istiod_unconfirmed_publishes";
+inline constexpr char kMetricIstiodRootChangeRefused[] = "cacerts_agent_istiod_root_change_refused";
+// Gauge: renewal attempts failed in a row since the last success (0 after one).
+inline constexpr char kMetricConsecutiveFailures[] = "cacerts_agent_consecutive_failures";
 
 // Registers every family above with its help text and sets build_info{version} to 1.
 void registerAgentMetrics(Metrics& metrics, std::string_view version);

@@ -1,11 +1,8 @@
 #include "agent/reload_confirm.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
-#include "common/metrics.h"
-#include "common/prom_parse.h"
 
 namespace cacerts {
 namespace {
@@ -17,11 +14,6 @@ constexpr Duration kMinPollBudget = std::chrono::milliseconds(200);
 
 // istiod's metrics page is a few hundred KB; anything far beyond that is not istiod.
 constexpr std::size_t kMaxMetricsBytes = 16 * 1024 * 1024;
-
-bool sameSecond(double value, std::int64_t expected) {
-  if (!std::isfinite(value) || std::fabs(value) > 1e15) return false;
-  return std::llround(value) == expected;
-}
 
 }  // namespace
 
@@ -75,10 +67,8 @@ ReloadConfirmer::ReloadConfirmer(std::unique_ptr<HttpTransport> transport, std::
 
 Duration ReloadConfirmer::pollInterval() const { return std::max(options_.poll_interval, kMinPollInterval); }
 
-bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadProgress& progress) {
+bool ReloadConfirmer::scrape(SystemTime deadline, ReloadProgress& progress) {
   if (!transport_) return false;
-  const std::int64_t expected =
-      std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
   ++progress.polls;
   HttpRequest request;
   request.method = "GET";
@@ -88,20 +78,34 @@ bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadlin
   auto response = transport_->send(request);
   if (!response) {
     progress.last_problem = response.error().message;
-  } else if (response->status != 200) {
-    progress.last_problem = "HTTP " + std::to_string(response->status);
-  } else if (auto value = findMetricValue(response->body, kIstiodChainExpiryMetric); !value) {
-    progress.last_problem = value.error().message;
-  } else if (!value->has_value()) {
-    progress.last_problem = std::string(kIstiodChainExpiryMetric) + " absent";
-  } else {
-    progress.last_value = **value;
-    if (sameSecond(**value, expected)) {
-      progress.last_problem.clear();
-      return true;
-    }
-    progress.last_problem = "value " + formatMetricValue(**value) + " != expected " + std::to_string(expected);
+    return false;
   }
+  if (response->status != 200) {
+    progress.last_problem = "HTTP " + std::to_string(response->status);
+    return false;
+  }
+  Result<IstiodMetrics> seen = readIstiodMetrics(response->body);
+  if (!seen) {
+    progress.last_problem = seen.error().message;
+    return false;
+  }
+  progress.seen = std::move(seen).value();
+  progress.last_problem.clear();
+  return true;
+}
+
+bool ReloadConfirmer::pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadProgress& progress) {
+  if (!scrape(deadline, progress)) return false;
+  const std::optional<std::int64_t> value = progress.seen->chain_expiry;
+  if (!value) {
+    progress.last_problem = std::string(kIstiodChainExpiryMetric) + " absent";
+    return false;
+  }
+  progress.last_value = static_cast<double>(*value);
+  const std::int64_t expected =
+      std::chrono::duration_cast<std::chrono::seconds>(expected_not_after.time_since_epoch()).count();
+  if (*value == expected) return true;
+  progress.last_problem = "value " + std::to_string(*value) + " != expected " + std::to_string(expected);
   return false;
 }
 

@@ -1,8 +1,8 @@
-// ReloadConfirmer: after a publish, proves that istiod actually loaded the new signing
-// certificate, by polling istiod's own metrics until
-// citadel_server_cert_chain_expiry_timestamp (the notAfter of the first certificate in
-// cert-chain.pem, refreshed on reload since Istio 1.24) equals the new ca-cert.pem's
-// notAfter, or a timeout passes.
+// ReloadConfirmer: after a publish, scrapes istiod's own metrics (the gauges and version
+// of reload_verdict.h) until they prove istiod loaded the new set, or a timeout passes.
+// pollOnce is the simple form: citadel_server_cert_chain_expiry_timestamp (the notAfter of
+// the first certificate in cert-chain.pem, refreshed on reload since Istio 1.24) equals
+// the new ca-cert.pem's notAfter.
 //
 // Time comes from the Clock seam (sleeps are Clock::sleepFor, so tests use FakeClock and
 // never wait), HTTP from the HttpTransport seam.
@@ -16,14 +16,12 @@
 #include <string_view>
 
 #include "agent/defaults.h"
+#include "agent/reload_verdict.h"
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/result.h"
 
 namespace cacerts {
-
-// The istiod metric that carries the serving chain's expiry, in seconds since the epoch.
-inline constexpr std::string_view kIstiodChainExpiryMetric = "citadel_server_cert_chain_expiry_timestamp";
 
 struct ReloadConfirmOptions {
   // Full URL of istiod's metrics, e.g. "http://127.0.0.1:15014/metrics". Empty disables
@@ -38,6 +36,8 @@ struct ReloadConfirmOptions {
 struct ReloadProgress {
   // The metric's value at the last successful read, if any (seconds since the epoch).
   std::optional<double> last_value;
+  // Everything the last successful scrape showed (for judgeReload).
+  std::optional<IstiodMetrics> seen;
   // Why the last poll did not confirm, for the log line: "metric absent", "HTTP 503",
   // a transport error, a parse error, or "value ... != expected ...". Empty when confirmed.
   std::string last_problem;
@@ -74,6 +74,10 @@ class ReloadConfirmer {
   // istiod answers, a caller polling every pollInterval() until timeout() has passed is done
   // within timeout() plus about 200 ms. Always false when disabled. Not thread-safe.
   bool pollOnce(SystemTime expected_not_after, SystemTime deadline, ReloadProgress& progress);
+  // One read, no judgement: true when the page was read and parsed, then progress.seen
+  // holds what it showed; otherwise progress.last_problem says why not (progress.seen
+  // keeps the previous scrape). Same budget and counting as pollOnce.
+  bool scrape(SystemTime deadline, ReloadProgress& progress);
   Duration pollInterval() const;
   Duration timeout() const { return std::max(options_.timeout, Duration::zero()); }
 

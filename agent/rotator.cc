@@ -23,6 +23,28 @@ double epochSeconds(SystemTime t) {
   return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
+bool sameSecond(SystemTime a, SystemTime b) {
+  return std::chrono::duration_cast<std::chrono::seconds>(a - b).count() == 0;
+}
+
+// What istiod's gauges can show of `now` replacing what istiod last confirmed (the set
+// published before when none is known), and whether its roots differ from the confirmed.
+ReloadExpectation expectationFor(const ValidatedBundle& now, const std::optional<ValidatedBundle>& published_before,
+                                 const std::optional<ValidatedBundle>& confirmed) {
+  const std::optional<ValidatedBundle>& before = confirmed ? confirmed : published_before;
+  ReloadExpectation e;
+  e.chain_not_after = now.info().not_after;
+  e.chain_changed = !before || !sameSecond(before->info().not_after, e.chain_not_after);
+  if (!now.roots.empty()) {
+    const SystemTime first = now.roots.front().info().not_after;
+    if (!before || before->roots.empty() || !sameSecond(before->roots.front().info().not_after, first)) {
+      e.first_root_not_after = first;
+    }
+  }
+  e.roots_changed = confirmed && confirmed->rootPem() != now.rootPem();
+  return e;
+}
+
 }  // namespace
 
 Rotator::Rotator(CaSource& source, AtomicDirWriter& writer, ReloadConfirmer& confirmer, Metrics& metrics,
@@ -175,6 +197,7 @@ void Rotator::adopt() {
     return;
   }
   bundle->root_file = published->root_pem;  // byte for byte, as istiod holds it
+  confirmed_ = *bundle;
   const RootPhase phase = phaseOf(bundle->roots, bundle->anchor());
   setCurrent(Current{std::move(bundle).value(), phase, {}}, /*redraw_renewal=*/true);
   metrics_.setGauge(kMetricLastSuccess, epochSeconds(clock_.now()));
@@ -468,6 +491,8 @@ Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, RootPha
 
   ValidatedBundle published = bundle;
   published.root_file = std::move(text.root);
+  std::optional<ValidatedBundle> before;
+  if (current_) before = current_->bundle;
   setCurrent(Current{std::move(published), phase, {}}, /*redraw_renewal=*/out.renewed);
 
   // An unchanged publish (a poll that found the same material) is routine: debug only.
@@ -478,7 +503,7 @@ Result<Rotator::Applied> Rotator::publish(const ValidatedBundle& bundle, RootPha
               current_->bundle.info().serial_hex, formatTime(current_->bundle.info().not_after),
               formatTime(current_->renew_at), current_->bundle.roots.size(), toString(phase));
   if (phase != phase_before) spdlog::info("event=root_phase phase={} name={}", static_cast<int>(phase), toString(phase));
-  if (result.changed) confirmReload();
+  if (result.changed) confirmReload(before);
   return out;
 }
 
@@ -501,7 +526,7 @@ void Rotator::fail(const Error& error, std::string_view result) {
   updateMetrics();
 }
 
-void Rotator::confirmReload() {
+void Rotator::confirmReload(const std::optional<ValidatedBundle>& before) {
   if (!confirmer_.enabled()) return;
   const SystemTime now = clock_.now();
   if (confirm_) {
@@ -510,26 +535,103 @@ void Rotator::confirmReload() {
                  confirm_->progress.polls);
   }
   // Polled by the loop (confirmStep), first at once.
-  confirm_ = PendingConfirm{current_->bundle.info().not_after, now + confirmer_.timeout(), now, {}};
+  const ValidatedBundle& published = current_->bundle;
+  confirm_ = PendingConfirm{published.info().not_after, expectationFor(published, before, confirmed_), published,
+                            now + confirmer_.timeout(), now, {}};
 }
 
 void Rotator::confirmStep() {
   PendingConfirm& c = *confirm_;
-  const bool confirmed = confirmer_.pollOnce(c.expected_not_after, c.deadline, c.progress);
+  confirmer_.scrape(c.deadline, c.progress);
   const SystemTime now = clock_.now();
-  if (confirmed) {
-    metrics_.setGauge(kMetricReloadConfirmed, 1.0);
-    spdlog::info("event=reload_confirmed not_after={} polls={}", formatTime(c.expected_not_after), c.progress.polls);
-    confirm_.reset();
-  } else if (now >= c.deadline) {
-    metrics_.setGauge(kMetricReloadConfirmed, 0.0);
-    spdlog::warn("event=reload_not_confirmed not_after={} polls={} problem=\"{}\" message=\"istiod may still sign "
-                 "with the previous intermediate; check its log for 'Failed to update new Plug-in CA certs'\"",
-                 formatTime(c.expected_not_after), c.progress.polls, c.progress.last_problem);
-    confirm_.reset();
-  } else {
+  const ReloadJudgement j = judgeReload(c.expect, c.progress.seen, now >= c.deadline);
+  if (j.verdict == ReloadVerdict::kPending) {
     c.next_poll = std::min(now + confirmer_.pollInterval(), c.deadline);
+    return;
   }
+  if (j.verdict == ReloadVerdict::kConfirmed) confirmed_ = c.published;
+  const std::string problem = j.reason.empty() ? c.progress.last_problem : j.reason;
+  confirmDone(j.verdict, problem);
+  if (j.verdict == ReloadVerdict::kRefused) recoverRefusedRoots(problem);
+}
+
+void Rotator::confirmDone(ReloadVerdict verdict, const std::string& problem) {
+  const PendingConfirm c = std::move(*confirm_);
+  confirm_.reset();
+  for (ReloadVerdict v : {ReloadVerdict::kConfirmed, ReloadVerdict::kUnverified, ReloadVerdict::kUnsupported,
+                          ReloadVerdict::kNotConfirmed, ReloadVerdict::kRefused}) {
+    metrics_.setGauge(kMetricReloadVerdict, {{"verdict", std::string(toString(v))}}, v == verdict ? 1.0 : 0.0);
+  }
+  metrics_.setGauge(kMetricReloadConfirmed, verdict == ReloadVerdict::kConfirmed ? 1.0 : 0.0);
+  if (verdict == ReloadVerdict::kConfirmed) unconfirmed_publishes_ = 0;
+  if (verdict == ReloadVerdict::kNotConfirmed || verdict == ReloadVerdict::kRefused) ++unconfirmed_publishes_;
+  metrics_.setGauge(kMetricUnconfirmedPublishes, unconfirmed_publishes_);
+  const std::string not_after = formatTime(c.expected_not_after);
+  switch (verdict) {
+    case ReloadVerdict::kPending: break;
+    case ReloadVerdict::kConfirmed:
+      spdlog::info("event=reload_confirmed not_after={} polls={}", not_after, c.progress.polls);
+      break;
+    case ReloadVerdict::kUnverified:
+      spdlog::info("event=reload_unverified not_after={} reason=\"{}\" message=\"verified at the next ca-cert "
+                   "change\"", not_after, problem);
+      break;
+    case ReloadVerdict::kUnsupported:
+      spdlog::warn("event=reload_unsupported not_after={} polls={} reason=\"{}\" message=\"istiod before 1.24 "
+                   "cannot show a reload in its metrics; check its log for 'Failed to update new Plug-in CA certs'\"",
+                   not_after, c.progress.polls, problem);
+      break;
+    case ReloadVerdict::kNotConfirmed:
+    case ReloadVerdict::kRefused:
+      spdlog::warn("event=reload_not_confirmed not_after={} polls={} in_a_row={} problem=\"{}\" message=\"istiod "
+                   "may still sign with the previous intermediate; check its log for 'Failed to update new Plug-in "
+                   "CA certs'\"",
+                   not_after, c.progress.polls, unconfirmed_publishes_, problem);
+      break;
+  }
+}
+
+void Rotator::recoverRefusedRoots(const std::string& reason) {
+  metrics_.setGauge(kMetricIstiodRootChangeRefused, 1.0);
+  // From now on a root change takes the blocked path (root_change_blocked).
+  settings_.roots.multiroot = false;
+  spdlog::error("event=istiod_root_change_refused reason=\"{}\" message=\"istiod refused the published root "
+                "change and ignores every reload until root-cert.pem holds its roots again: run istiod with "
+                "ISTIO_MULTIROOT_MESH=true, or this agent with --istiod-multiroot=false. Republishing the roots "
+                "istiod last confirmed; root changes stay blocked until this sidecar restarts\"",
+                reason);
+  if (!confirmed_) {
+    spdlog::error("event=istiod_recovery_failed reason=\"no set confirmed by istiod is known\"");
+    return;
+  }
+  const std::string roots = confirmed_->rootPem();
+  const SystemTime now = clock_.now();
+  // The current intermediate if it chains to those roots, else a fresh one that does, else
+  // the confirmed set itself (istiod still signs with it).
+  std::string_view with = "current_intermediate";
+  Result<ValidatedBundle> bundle = withRootFile(current_->bundle, roots, now);
+  if (!bundle) {
+    with = "fresh_candidate";
+    Result<CaMaterial> loaded = source_.load();
+    ValidationOptions options = settings_.validation;
+    options.now = now;
+    options.min_remaining = settings_.min_remaining;
+    if (loaded) bundle = assembleAndValidate(*loaded, options);
+    if (bundle) bundle = withRootFile(std::move(bundle).value(), roots, now);
+  }
+  if (!bundle) {
+    with = "confirmed_set";
+    bundle = withRootFile(*confirmed_, roots, now);
+  }
+  Result<Applied> published =
+      bundle ? publish(*bundle, phaseOf(bundle->roots, bundle->anchor())) : Result<Applied>(bundle.error());
+  if (!published) {
+    spdlog::error("event=istiod_recovery_failed code={} error=\"{}\"", toString(published.error().code),
+                  published.error().message);
+    return;
+  }
+  spdlog::info("event=istiod_recovery_published with={} serial={} roots={}", with, current_->bundle.info().serial_hex,
+               current_->bundle.roots.size());
 }
 
 void Rotator::setCurrent(Current current, bool redraw_renewal) {
@@ -563,6 +665,7 @@ void Rotator::updateMetrics() {
   if (crl_expiry) metrics_.setGauge(kMetricCrlNextUpdate, epochSeconds(*crl_expiry));
   metrics_.setGauge(kMetricNextRenewal, epochSeconds(renewalDue()));
   metrics_.setGauge(kMetricRootRotationPhase, static_cast<double>(static_cast<int>(current_->phase)));
+  metrics_.setGauge(kMetricConsecutiveFailures, failures_);
 }
 
 SystemTime Rotator::renewalDue() const {

@@ -148,8 +148,12 @@ class Rotator {
   // plans a renewal then plus a random delay. Called after any publish.
   void takeSchedule(const std::optional<RootSchedule>& schedule);
   void fail(const Error& error, std::string_view result);
-  void confirmReload();
+  void confirmReload(const std::optional<ValidatedBundle>& before);
   void confirmStep();
+  void confirmDone(ReloadVerdict verdict, const std::string& problem);
+  // istiod refused a root change: republish the roots it last confirmed (confirmed_) and
+  // act as if --istiod-multiroot=false for the rest of the process.
+  void recoverRefusedRoots(const std::string& reason);
   void setCurrent(Current current, bool redraw_renewal);
   void updateMetrics();
 
@@ -184,11 +188,17 @@ class Rotator {
   std::optional<SystemTime> forced_at_;     // a forced renewal is requested for then
   struct PendingConfirm {
     SystemTime expected_not_after;
+    ReloadExpectation expect;
+    ValidatedBundle published;
     SystemTime deadline;
     SystemTime next_poll;
     ReloadProgress progress;
   };
   std::optional<PendingConfirm> confirm_;
+  // The set istiod last proved it holds (a confirmed reload), or the adopted one (what
+  // istiod read at its start); its root file is what istiod compares reloads with.
+  std::optional<ValidatedBundle> confirmed_;
+  int unconfirmed_publishes_ = 0;  // in a row: not_confirmed or refused
 
   std::mutex publish_mu_;
   mutable std::mutex status_mu_;

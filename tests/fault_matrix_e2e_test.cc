@@ -632,6 +632,7 @@ struct SidecarRig {
                       confirmed0 = a.count("event=reload_confirmed"), err0 = a.err().size();
     arm();
     const auto before = snapshotTree(dir);  // after arm(): a full volume holds the filler too
+    waitForNextSecond();  // the recovery's notAfter must differ from the last confirmed one
     a.signal(SIGHUP);
     const bool failed = a.waitForErr("event=renew_failed", kSidecarWait, failed0 + 1);
     const int ready = httpGet(s.port, "/readyz").status;
@@ -1101,6 +1102,7 @@ TEST_CASE("sidecar fault matrix: every fault leaves the published set serving, a
     CHECK(k.agent->waitForErr("event=adopted", kSidecarWait));
     const bool cleaned = !dataTmpLeft(k.out.path()) && generations(k.out.path()).size() == 1;
     CHECK(cleaned);
+    waitForNextSecond();  // the renewal's notAfter must differ from the adopted one
     k.agent->signal(SIGHUP);
     const bool published = k.waitPublished(1);
     const auto published_at = Steady::now();

@@ -26,7 +26,8 @@ INPUT = "istiod-1.30-deployment.yaml"
 EXPECTED_ALERTS = {
     "CacertsAgentCaCertExpiringSoon", "CacertsAgentCaCertExpiryImminent", "CacertsAgentRootCertExpiring",
     "CacertsAgentCrlExpiring", "CacertsAgentRenewalStalled", "CacertsAgentReloadNotConfirmed",
-    "CacertsAgentRootChangeBlocked", "CacertsAgentRotationFailures",
+    "CacertsAgentRootChangeBlocked", "CacertsAgentRotationFailures", "CacertsAgentIstiodRootChangeRefused",
+    "CacertsAgentRenewalFailing",
 }
 SEVERITIES = {"warning", "critical"}
 

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include "tests/vault_server/auth_engines.h"
 
@@ -19,19 +20,16 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 namespace fs = std::filesystem;
 
-FakeIstiod::FakeIstiod(std::string dir) : dir_(std::move(dir)), server_(std::make_unique<httplib::Server>()) {
+FakeIstiod::FakeIstiod(std::string dir, FakeIstiodOptions options)
+    : dir_(std::move(dir)), server_(std::make_unique<httplib::Server>()), options_(std::move(options)) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     ++scrapes_;
-    const TestCert cert = TestCert::fromPem(readFile(dir_ + "/ca-cert.pem"));
-    if (cert.empty()) {
+    std::string page;
+    if (!observe(page)) {
       res.status = 503;
       return;
     }
-    const auto not_after = std::chrono::duration_cast<seconds>(cert.notAfter().time_since_epoch()).count();
-    res.set_content("# TYPE citadel_server_cert_chain_expiry_timestamp gauge\n"
-                    "citadel_server_cert_chain_expiry_timestamp " +
-                        std::to_string(not_after) + "\n",
-                    "text/plain");
+    res.set_content(page, "text/plain");
   });
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("fake istiod: cannot bind");
@@ -41,6 +39,67 @@ FakeIstiod::FakeIstiod(std::string dir) : dir_(std::move(dir)), server_(std::mak
     thread_.join();
     throw std::runtime_error("fake istiod: did not start");
   }
+}
+
+void FakeIstiod::configure(FakeIstiodOptions options) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_ = std::move(options);
+}
+
+int FakeIstiod::refusals() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refusals_;
+}
+
+int FakeIstiod::reloads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reloads_;
+}
+
+std::string FakeIstiod::heldRoots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return roots_;
+}
+
+bool FakeIstiod::observe(std::string& page) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string cert = readFile(dir_ + "/ca-cert.pem"), key = readFile(dir_ + "/ca-key.pem"),
+                    chain = readFile(dir_ + "/cert-chain.pem"), roots = readFile(dir_ + "/root-cert.pem");
+  const TestCert first_chain = TestCert::fromPem(chain), first_root = TestCert::fromPem(roots);
+  const bool complete = !cert.empty() && !key.empty() && !first_chain.empty() && !first_root.empty();
+  const std::string files = cert + key + chain + roots;
+  const auto seconds_of = [](const TestCert& c) {
+    return std::chrono::duration_cast<seconds>(c.notAfter().time_since_epoch()).count();
+  };
+  const int minor = std::atoi(options_.version.c_str() + options_.version.find('.') + 1);
+  if (complete && roots_.empty()) {  // istiod's start: whatever the roots, gauges recorded
+    seen_ = files;
+    roots_ = roots;
+    chain_gauge_ = seconds_of(first_chain);
+    root_gauge_ = seconds_of(first_root);
+  } else if (complete && files != seen_) {  // a reload event
+    seen_ = files;
+    const bool subset = roots_.find(roots) != std::string::npos || roots.find(roots_) != std::string::npos;
+    if (roots != roots_ && !(options_.multiroot && subset)) {
+      ++refusals_;  // "Multi root is disabled, updating new ROOT-CA not supported"
+    } else {
+      ++reloads_;
+      roots_ = roots;
+      if (minor >= 24) {  // RecordCertsExpiry on reload, from 1.24
+        chain_gauge_ = seconds_of(first_chain);
+        root_gauge_ = seconds_of(first_root);
+      }
+    }
+  }
+  if (roots_.empty()) return false;
+  page = "# TYPE istio_build gauge\nistio_build{component=\"pilot\",tag=\"" + options_.version +
+         "\"} 1\n# TYPE citadel_server_cert_chain_expiry_timestamp gauge\n"
+         "citadel_server_cert_chain_expiry_timestamp " +
+         std::to_string(*chain_gauge_) +
+         "\n# TYPE citadel_server_root_cert_expiry_timestamp gauge\n"
+         "citadel_server_root_cert_expiry_timestamp " +
+         std::to_string(*root_gauge_) + "\n";
+  return true;
 }
 
 FakeIstiod::~FakeIstiod() {
@@ -218,6 +277,12 @@ void ConsistencyReader::readOnce() {
                   !root.empty() && chain.find(root) != std::string::npos;
   if (!ok) ++mixed;
   serials.insert(c.empty() ? "" : c.serialColonHex());
+}
+
+void waitForNextSecond() {
+  const auto now = std::chrono::system_clock::now();
+  const auto next = std::chrono::ceil<std::chrono::seconds>(now + std::chrono::milliseconds(1));
+  std::this_thread::sleep_until(next + std::chrono::milliseconds(20));
 }
 
 std::size_t countRequests(VaultTestServer& server, const std::string& method, const std::string& path, int status) {

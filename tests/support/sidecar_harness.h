@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,23 +29,51 @@ namespace cacerts::testing {
 // Generous: two shared cores, tests in parallel.
 inline constexpr std::chrono::milliseconds kSidecarWait{20000};
 
-// istiod's side of reload confirmation: citadel_server_cert_chain_expiry_timestamp is the
-// notAfter of the ca-cert.pem currently in `dir`, as if istiod reloaded at once. Counts
-// the scrapes it answered. Throws std::runtime_error when it cannot listen.
+// istiod's side of reload confirmation, as istiod behaves (istio-cacerts.md §4.4, §7.6):
+// the first scrape that finds a complete set in `dir` is istiod's start (it loads the set
+// whatever its roots); every later scrape that finds different bytes is a reload event.
+// A reload whose root-cert.pem differs from the roots held is refused (nothing loaded)
+// unless multiroot is on and one file is a byte substring of the other; since istiod keeps
+// comparing with the roots it holds, every later reload is refused too until the file
+// holds them again. Serves citadel_server_cert_chain_expiry_timestamp (first certificate
+// of cert-chain.pem), citadel_server_root_cert_expiry_timestamp (first root) and
+// istio_build{component="pilot",tag=version}; before 1.24 the two gauges keep their
+// startup values. 503 until a set was loaded. Throws std::runtime_error when it cannot
+// listen.
+struct FakeIstiodOptions {
+  bool multiroot = true;  // ISTIO_MULTIROOT_MESH
+  std::string version = "1.24.3";
+};
+
 class FakeIstiod {
  public:
-  explicit FakeIstiod(std::string dir);
+  explicit FakeIstiod(std::string dir, FakeIstiodOptions options = {});
   ~FakeIstiod();
   FakeIstiod(const FakeIstiod&) = delete;
   FakeIstiod& operator=(const FakeIstiod&) = delete;
+  // Before the agent publishes (istiod's settings are fixed at its start).
+  void configure(FakeIstiodOptions options);
   std::string url() const;
   int scrapes() const { return scrapes_; }
+  int refusals() const;
+  int reloads() const;  // accepted reload events (not the start)
+  std::string heldRoots() const;  // root-cert.pem as loaded; empty before the start
 
  private:
+  // One scrape: the start or a reload event when the files changed; false while nothing
+  // was loaded. Then appends the metrics page to `page`.
+  bool observe(std::string& page);
+
   std::string dir_;
   std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
   std::atomic<int> scrapes_{0};
+  mutable std::mutex mu_;
+  FakeIstiodOptions options_;
+  std::string seen_;   // the four files at the last start or event
+  std::string roots_;  // root-cert.pem held
+  std::optional<std::int64_t> chain_gauge_, root_gauge_;
+  int refusals_ = 0, reloads_ = 0;
   std::thread thread_;
 };
 
@@ -126,6 +156,10 @@ struct ConsistencyReader {
 };
 
 // Requests to exactly /v1/<path> (any query), optionally only those answered with `status`.
+// Sleeps into the next wall-clock second: a certificate issued after it has a later notAfter
+// (whole seconds) than one issued before, which is all istiod's expiry gauge can tell apart.
+void waitForNextSecond();
+
 std::size_t countRequests(VaultTestServer& server, const std::string& method, const std::string& path,
                           int status = 0);
 
