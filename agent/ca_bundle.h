@@ -60,6 +60,15 @@ struct MaterialNames {
   std::string crl = "ca-crl";
 };
 
+// The source's plan for its signing root, a pure function of Vault's state and the clock,
+// identical in every replica: the root it signs under now has done so since signing_since;
+// next_switch = when a different root starts signing. (Here rather than in source.h because
+// CaMaterial carries it.)
+struct RootSchedule {
+  SystemTime signing_since = SystemTime::min();
+  std::optional<SystemTime> next_switch;
+};
+
 struct CaMaterial {
   std::string cert_pem;   // the signing certificate; istiod reads only the first block;
                           // assembly uses further certificates here as intermediates
@@ -68,6 +77,7 @@ struct CaMaterial {
   std::string root_pem;   // optional: one or more self-signed roots
   std::string crl_pem;    // optional: CRLs, one signed by each certificate of the chain
   MaterialNames names;
+  std::optional<RootSchedule> schedule;
 };
 
 // The publishable set, as typed objects: PEM text is produced only when writing it

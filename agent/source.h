@@ -5,11 +5,18 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/ca_bundle.h"
 #include "common/result.h"
 
 namespace cacerts {
+
+// The source's trust bundle (oldest first) and its plan for the signing root.
+struct TrustSet {
+  std::vector<Certificate> roots;
+  std::optional<RootSchedule> schedule;
+};
 
 class CaSource {
  public:
@@ -23,6 +30,14 @@ class CaSource {
   // secrets' current versions; PKI: the mount's trust set). nullopt: this source has no
   // cheap check, callers load() and compare instead. Errors as for load().
   virtual Result<std::optional<std::string>> changeStamp() { return std::optional<std::string>(); }
+  // The source's trust bundle (oldest first) without issuing anything; default: load() and
+  // take its roots.
+  virtual Result<TrustSet> trustSet();
 };
+
+// The roots `m` declares, as assembleAndValidate reads them: root_pem, or else the last
+// certificate of chain_pem (of cert_pem when there is no chain). Parsed only: whether they
+// anchor anything is validation's business. kValidation naming the input that does not parse.
+Result<std::vector<Certificate>> declaredRoots(const CaMaterial& m);
 
 }  // namespace cacerts
