@@ -229,6 +229,17 @@ Result<std::optional<std::string>> PkiSource::changeStampUnguarded() {
   return std::optional<std::string>(stamp);
 }
 
+Result<TrustSet> PkiSource::trustSet() {
+  return guardResponseShape("pki issuers of " + settings_.sign_path, [this]() -> Result<TrustSet> {
+    ASSIGN_OR_RETURN(std::string mount, rootMount());
+    ASSIGN_OR_RETURN(std::string sign_mount, pkiMountOf(settings_.sign_path));
+    ASSIGN_OR_RETURN(Signer signer, readSigner(sign_mount));
+    TrustSet out;
+    ASSIGN_OR_RETURN(out.roots, trustBundle(mount, signer.chain));
+    return out;
+  });
+}
+
 Result<CaMaterial> PkiSource::load() {
   return guardResponseShape("pki " + settings_.sign_path, [this] { return loadUnguarded(); });
 }

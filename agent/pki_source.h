@@ -58,6 +58,9 @@ class PkiSource final : public CaSource {
   // SHA-256 fingerprints of the mount's trusted roots (LIST issuers + one read per
   // issuer, nothing signed). nullopt when the issuers cannot be listed.
   Result<std::optional<std::string>> changeStamp() override;
+  // The trust bundle load() would publish, nothing signed: the reads of changeStamp(), plus
+  // the signer when the issuers cannot be listed. No schedule yet.
+  Result<TrustSet> trustSet() override;
 
  private:
   struct KeyAndCsr {
