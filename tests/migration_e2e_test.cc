@@ -342,4 +342,51 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
   v.scanForSecrets();
 }
 
+TEST_CASE("migration with the PKI source: phase 1 reads Vault's roots and signs nothing, phase 2 signs",
+          "[migration-e2e]") {
+  E2eVault v;
+  REQUIRE(v.server().enablePki("", "pki", std::chrono::hours(87600)));
+  REQUIRE(v.server().pkiGenerateRoot(
+      "", "pki", {{"common_name", "Mesh Root A"}, {"ttl", "87600h"}, {"key_type", "ec"}, {"issuer_name", "root-a"}}));
+  REQUIRE(v.server().setPolicy("", "signer", {{"pki/*", {"create", "read", "update", "list"}}}));
+  const std::string token = v.tokenFile({"signer"});
+  const TestCa old_ca = makeRoot("cluster.local");
+  recordPlanted({keyBodyLine(old_ca.key.pkcs8Pem())});
+  TempDir old_dir(false);
+  writeIstioCaSecret(old_dir, old_ca);
+  const auto init = [&](const std::string& dir, SystemTime switch_at) {
+    return v.run(concat(concat(concat({"init", "--dir", dir}, v.connectArgs()),
+                               {"--auth-method", "token", "--token-file", token, "--min-remaining", "1s", "--source",
+                                "pki", "--pki-sign-path", "pki/root/sign-intermediate", "--ttl", "48h"}),
+                        migrationArgs(old_dir.path(), switch_at, "1h")));
+  };
+  const auto now = std::chrono::system_clock::now();
+
+  TempDir phase1;
+  v.server().clearRequests();
+  const auto r1 = init(phase1.path(), now + std::chrono::hours(48));
+  INFO(r1.err);
+  REQUIRE(r1.exit_code == 0);
+  CHECK(countRequests(v.server(), "POST", "pki/root/sign-intermediate") == 0);
+  CHECK(countRequests(v.server(), "GET", "pki/issuers") >= 1);  // LIST, sent as GET ?list=true
+  CHECK(readFile(phase1.file("ca-cert.pem")) == old_ca.cert.pem());
+  const auto roots1 = parseCertChain(readFile(phase1.file("root-cert.pem")));
+  REQUIRE(roots1.size() == 2);
+  CHECK(roots1[0].pem() == old_ca.cert.pem());
+  CHECK(roots1[1].commonName() == "Mesh Root A");
+
+  TempDir phase2;
+  const auto r2 = init(phase2.path(), now - std::chrono::minutes(1));
+  INFO(r2.err);
+  REQUIRE(r2.exit_code == 0);
+  CHECK(countRequests(v.server(), "POST", "pki/root/sign-intermediate") == 1);
+  // The same root bytes as phase 1: istiod reloads without ISTIO_MULTIROOT_MESH.
+  CHECK(readFile(phase2.file("root-cert.pem")) == readFile(phase1.file("root-cert.pem")));
+  CHECK(TestCert::fromPem(readFile(phase2.file("ca-cert.pem"))).commonName() != old_ca.cert.commonName());
+  for (const RecordedRequest& r : v.server().requests()) {
+    CHECK(r.body.find(keyBodyLine(old_ca.key.pkcs8Pem())) == std::string::npos);
+  }
+  v.scanForSecrets();
+}
+
 }  // namespace cacerts::testing
