@@ -62,6 +62,14 @@ Workload mintWorkload(const std::string& name, const std::string& dir, Duration 
   return w;
 }
 
+// Whether a peer holding dir's root-cert.pem accepts the workload's chain at `now`.
+Status trustedBy(const Workload& w, const std::string& dir, SystemTime now) {
+  ASSIGN_OR_RETURN(std::vector<Certificate> roots, parseCertificates(readFile(dir + "/root-cert.pem"), "root-cert.pem"));
+  ASSIGN_OR_RETURN(std::vector<Certificate> path, verifyChain(w.leaf, w.intermediates, roots, now));
+  (void)path;
+  return ok();
+}
+
 // Verifies every live workload certificate against every replica's root-cert.pem on a
 // thread of its own, as peers would during the whole run.
 class TrustProbe {
@@ -108,14 +116,12 @@ class TrustProbe {
     for (const Workload& w : live) {
       if (now >= w.not_after) continue;  // its lifetime is over
       for (const std::string& dir : dirs_) {
-        Result<std::vector<Certificate>> roots = parseCertificates(readFile(dir + "/root-cert.pem"), "root-cert.pem");
-        Result<std::vector<Certificate>> path =
-            roots ? verifyChain(w.leaf, w.intermediates, *roots, now) : Result<std::vector<Certificate>>(roots.error());
+        const Status trusted = trustedBy(w, dir, now);
         std::lock_guard<std::mutex> lock(mu_);
         ++checks_;
         ++per_workload_[w.name];
         last_checked_[w.name] = now;
-        if (!path) failures_.push_back(w.name + " vs " + dir + " at " + formatTime(now) + ": " + path.error().message);
+        if (!trusted) failures_.push_back(w.name + " vs " + dir + " at " + formatTime(now) + ": " + trusted.error().message);
       }
     }
   }
@@ -287,6 +293,7 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
   };
   const auto now = std::chrono::system_clock::now();
   const std::string both = old_root.cert.pem() + v.root().cert.pem();
+  const auto old_secret = snapshotTree(old_dir.path());
 
   SECTION("phase 1, far ahead: the old intermediate and its chain, both roots, no warning") {
     TempDir out;
@@ -316,6 +323,21 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
     REQUIRE(r.exit_code == 0);
     CHECK(readFile(out.file("root-cert.pem")) == v.root().cert.pem());
   }
+  SECTION("rollback after the switch: a later instant brings the old CA back, Vault's workloads still verify") {
+    TempDir out;
+    REQUIRE(init(out.path(), now - std::chrono::minutes(1)).exit_code == 0);
+    const Workload from_vault = mintWorkload("vault-workload", out.path(), std::chrono::hours(1));
+    const auto back = init(out.path(), now + std::chrono::hours(48));
+    INFO(back.err);
+    REQUIRE(back.exit_code == 0);
+    CHECK(readFile(out.file("ca-cert.pem")) == old_inter.cert.pem());
+    CHECK(readFile(out.file("root-cert.pem")) == both);
+    const Workload from_old = mintWorkload("old-workload", out.path(), std::chrono::hours(1));
+    const SystemTime t = std::chrono::system_clock::now();
+    const Status vault_trusted = trustedBy(from_vault, out.path(), t);
+    CHECK(vault_trusted);
+    CHECK(trustedBy(from_old, out.path(), t));
+  }
   SECTION("refusals: a key of another CA (exit 5), no key (exit 2); nothing published, no Vault read") {
     SECTION("mismatch") {
       writeFile(old_dir.file("ca-key.pem"), makeKey().pkcs8Pem(), 0600);
@@ -339,6 +361,9 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
     }
   }
   for (const ProcessResult& r : v.runs()) CHECK(r.err.find(keyBodyLine(old_inter.key.traditionalPem())) == std::string::npos);
+  // The agent only reads the old Secret: rolling back before the switch finds it as it was.
+  const auto after = snapshotTree(old_dir.path());
+  for (const char* name : {"ca-cert.pem", "cert-chain.pem", "root-cert.pem"}) CHECK(after.at(name) == old_secret.at(name));
   v.scanForSecrets();
 }
 
