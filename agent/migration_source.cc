@@ -121,6 +121,10 @@ RootSchedule MigrationSource::scheduleFor(MigrationPhase phase, const std::optio
   return s;
 }
 
+std::string MigrationSource::mergedRootsName() const {
+  return "root bundle (the old roots from --migrate-from " + old_.dir + ", then the roots of " + inner_->describe() + ")";
+}
+
 Result<CaMaterial> MigrationSource::load() {
   const MigrationPhase p = phase();
   if (p == MigrationPhase::kForgetOld) return inner_->load();
@@ -129,12 +133,14 @@ Result<CaMaterial> MigrationSource::load() {
     ASSIGN_OR_RETURN(TrustSet vault, inner_->trustSet());
     CaMaterial m = old_.material;
     m.root_pem = toPem(mergeRoots(old_.roots, vault.roots));
+    m.names.root = mergedRootsName();
     m.schedule = scheduleFor(p, vault.schedule);
     return m;
   }
   ASSIGN_OR_RETURN(CaMaterial m, inner_->load());
   ASSIGN_OR_RETURN(std::vector<Certificate> vault_roots, declaredRoots(m));
   m.root_pem = toPem(mergeRoots(old_.roots, vault_roots));
+  m.names.root = mergedRootsName();
   m.schedule = scheduleFor(p, m.schedule);
   return m;
 }

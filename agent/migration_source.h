@@ -91,6 +91,8 @@ class MigrationSource final : public CaSource {
  private:
   // The plan every replica computes for `phase`, on top of the inner source's own.
   RootSchedule scheduleFor(MigrationPhase phase, const std::optional<RootSchedule>& inner) const;
+  // How the merged root bundle is named in validation messages.
+  std::string mergedRootsName() const;
 
   std::unique_ptr<CaSource> inner_;
   OldCa old_;
