@@ -162,23 +162,26 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
   const std::string old_root = old_ca.cert.pem();
   const std::string vault_root = v.root().cert.pem();
 
-  // Before the patch, istiod (the old CA) issued a workload certificate.
-  const Duration workload_life = seconds(13);
+  // The patch: every replica reads one switch instant from the same ConfigMap. Workload
+  // certificates of the old CA live past the switch but, as --root-retire requires, end
+  // before the old root may leave the bundle.
+  const SystemTime switch_at = wholeSecondsFromNow(14);
+  const Duration retire = seconds(10);
+  const auto lifetimeUntil = [](SystemTime end) {
+    return std::chrono::duration_cast<Duration>(end - std::chrono::system_clock::now());
+  };
   std::vector<std::unique_ptr<TempDir>> dirs;
   std::vector<std::string> dir_paths;
   for (int i = 0; i < 3; ++i) {
     dirs.push_back(std::make_unique<TempDir>());
     dir_paths.push_back(dirs.back()->path());
   }
-  Workload before_patch = mintWorkload("before-patch", old_dir.path(), workload_life);
-
-  // The patch: every replica reads one switch instant from the same ConfigMap.
-  const SystemTime switch_at = wholeSecondsFromNow(10);
-  const std::string retire = "10s";
+  // Before the patch, istiod (the old CA) issued a workload certificate.
+  Workload before_patch = mintWorkload("before-patch", old_dir.path(), lifetimeUntil(switch_at + seconds(3)));
   const auto base = [&](const std::string& command, const std::string& dir) {
     return concat(concat(concat({command, "--dir", dir}, v.connectArgs()),
                          {"--auth-method", "token", "--token-file", token, "--min-remaining", "1s"}),
-                  concat(E2eVault::kvArgs(), migrationArgs(old_dir.path(), switch_at, retire)));
+                  concat(E2eVault::kvArgs(), migrationArgs(old_dir.path(), switch_at, "10s")));
   };
   std::vector<std::unique_ptr<BackgroundProcess>> sidecars;
   for (const std::string& dir : dir_paths) {
@@ -186,7 +189,7 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
     INFO(init.err);
     REQUIRE(init.exit_code == 0);
     CHECK_THAT(init.err, Catch::Contains("event=migration phase=1 name=trust_both"));
-    CHECK_THAT(init.err, Catch::Contains("event=migration_switch_soon"));  // 10 s < 24 h
+    CHECK_THAT(init.err, Catch::Contains("event=migration_switch_soon"));  // 14 s < 24 h
     // Phase 1: the old CA signs unchanged, both roots trusted, the old one first.
     CHECK(readFile(dir + "/ca-cert.pem") == old_ca.cert.pem());
     CHECK(readFile(dir + "/root-cert.pem") == old_root + vault_root);
@@ -203,8 +206,8 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
   }
 
   // Phase 1: istiod restarted onto the set keeps issuing under the old CA.
-  probe.add(mintWorkload("phase-1", dir_paths[1], workload_life));
-  CHECK(std::chrono::system_clock::now() < switch_at);
+  REQUIRE(std::chrono::system_clock::now() < switch_at - seconds(2));
+  probe.add(mintWorkload("phase-1", dir_paths[1], lifetimeUntil(switch_at + retire - seconds(2))));
 
   // Phase 2: every sidecar publishes Vault's intermediate; root-cert.pem keeps its bytes.
   sleepUntil(switch_at);
@@ -220,7 +223,7 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
 
   // Phase 3: a replica started now publishes Vault alone (the old root has left the
   // bundle) and no longer reads the old Secret; the old workloads' lifetimes are over.
-  sleepUntil(switch_at + seconds(10));
+  sleepUntil(switch_at + retire);
   TempDir restarted;
   std::remove(old_dir.file("ca-key.pem").c_str());  // the Secret may be gone by now
   const auto late = v.run(base("init", restarted.path()));
