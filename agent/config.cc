@@ -11,6 +11,7 @@
 
 #include "agent/ca_bundle.h"
 #include "common/duration.h"
+#include "common/time_text.h"
 
 namespace cacerts {
 namespace {
@@ -298,6 +299,17 @@ void addSidecarOptions(CLI::App* app, Config& c) {
               "Forced renewals (SIGHUP, POST /rotate) start at most this often; requests in between are coalesced");
 }
 
+void addMigrationOptions(CLI::App* app, Config& c) {
+  opt(app, "--migrate-from", c.migrate_from,
+      "Adopt a running mesh: the old CA's Secret (istio-ca-secret or cacerts) mounted read-only here");
+  auto parse = [](const std::string& text) -> Result<std::optional<SystemTime>> {
+    ASSIGN_OR_RETURN(SystemTime t, parseRfc3339(text));
+    return std::optional<SystemTime>(t);
+  };
+  typedOpt(app, "--migrate-switch-at", c.migrate_switch_at, parse, "", "RFC3339",
+           "Adopt a running mesh: when every replica switches from the old CA to Vault, e.g. 2026-12-01T09:00:00Z");
+}
+
 // CLI11 2.1 takes the token after an option as its value even when that token is another
 // option, so "--vault-addr --source pki" would connect to "--source" and then stumble
 // over "pki". Refuse that form before CLI11 sees it.
@@ -368,6 +380,7 @@ ParsedCommandLine parseCommandLine(int argc, const char* const* argv) {
     addRootRotationOptions(sub, c);
   }
   if (chosen == "sidecar") addSidecarOptions(sub, c);
+  if (chosen == "init" || chosen == "sidecar") addMigrationOptions(sub, c);
   if (chosen == "check") {
     opt(sub, "--dir", c.dir, "Directory to check");
     boolFlag(sub, "--json", c.json, "Print the report as JSON");
@@ -476,6 +489,15 @@ Status validate(const Config& c) {
   }
 
   if (c.command != Command::kInit && c.command != Command::kSidecar) return ok();
+  if (c.migrate_from.empty() != !c.migrate_switch_at.has_value()) {
+    const char* missing = c.migrate_from.empty() ? "--migrate-from" : "--migrate-switch-at";
+    const char* given = c.migrate_from.empty() ? "--migrate-switch-at" : "--migrate-from";
+    return bad(flagAndEnv(missing) + " is required with " + given +
+               ": a migration needs both the old CA and the instant every replica switches to Vault");
+  }
+  if (!c.migrate_from.empty() && c.migrate_from.front() != '/') {
+    return bad(flagAndEnv("--migrate-from") + " must be an absolute path (got \"" + c.migrate_from + "\")");
+  }
   if (c.vault_addr.empty()) return bad(flagAndEnv("--vault-addr") + " is required");
   if (vaultTrafficLeavesHostInClear(c.vault_addr) && !c.vault_allow_http) {
     return bad(flagAndEnv("--vault-addr") + " " + c.vault_addr +

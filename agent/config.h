@@ -107,6 +107,10 @@ struct Config {
   bool json = false;          // check --json
   bool policy_fatal = false;  // check --policy: agent policy failures fail the check (exit 7)
   SidecarSettings sidecar;
+  // Adopting a running mesh (agent/migration_source.h): the old CA's Secret as mounted,
+  // and the one instant every replica switches to Vault. Both or neither (init, sidecar).
+  std::string migrate_from;
+  std::optional<SystemTime> migrate_switch_at;
 };
 
 struct ParsedCommandLine {

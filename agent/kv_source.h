@@ -37,7 +37,8 @@ class KvSource final : public CaSource {
   // KV reads issue nothing: the roots of a full load.
   Result<TrustSet> trustSet() override {
     ASSIGN_OR_RETURN(CaMaterial material, load());
-    return trustSetOf(material, describe());
+    ASSIGN_OR_RETURN(std::vector<Certificate> roots, declaredRoots(material));
+    return TrustSet{std::move(roots), material.schedule};
   }
   std::string describe() const override { return "kv " + refs_.cert.path; }
 

@@ -4,7 +4,9 @@
 
 #include "agent/kv_source.h"
 #include "agent/layout.h"
+#include "agent/migration_source.h"
 #include "agent/pki_source.h"
+#include "common/duration.h"
 #include "common/fs_check.h"
 
 namespace cacerts {
@@ -52,7 +54,9 @@ Result<PublishOutcome> validateAndPublish(const CaMaterial& material, AtomicDirW
   return out;
 }
 
-Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock) {
+namespace {
+
+Result<std::unique_ptr<CaSource>> makeVaultSource(const Config& config, VaultClient& vault, Clock& clock) {
   if (config.source == Source::kKv) {
     KvRefs refs;
     ASSIGN_OR_RETURN(refs.cert, parseKvRef(config.kv_cert, "--kv-cert"));
@@ -73,6 +77,46 @@ Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& 
   pki.root_propagation = config.sidecar.root_propagation;
   return std::unique_ptr<CaSource>(
       std::make_unique<PkiSource>(vault, std::move(pki), config.pki_ttl, config.min_remaining, clock));
+}
+
+// --migrate-from: the old CA in front of the Vault source until the old root is retired.
+// The old material is read (and refused) at start, before anything is published; from
+// phase 3 on it is not read at all, so an expired or removed old Secret cannot block.
+Result<std::unique_ptr<CaSource>> withMigration(std::unique_ptr<CaSource> inner, const Config& config, Clock& clock) {
+  const SystemTime now = clock.now();
+  const SystemTime switch_at = *config.migrate_switch_at;
+  const Duration retire = config.sidecar.root_retire;
+  const MigrationPhase phase = migrationPhase(now, switch_at, retire);
+  if (phase == MigrationPhase::kForgetOld) {
+    spdlog::info("event=migration_finished switch_at={} retired_at={} message=\"the old root is retired; "
+                 "--migrate-from is inert and can be removed\"",
+                 formatTime(switch_at), formatTime(switch_at + retire));
+    return inner;
+  }
+  ASSIGN_OR_RETURN(OldCa old, readOldCa(config.migrate_from, validationOptionsFor(config, now)));
+  spdlog::info("event=migration phase={} name={} from={} layout={} old_subject=\"{}\" old_not_after={} old_roots={} "
+               "switch_at={} retire_at={}",
+               static_cast<int>(phase), toString(phase), old.dir, toString(old.layout), old.ca_cert.subject,
+               formatTime(old.ca_cert.not_after), old.roots.size(), formatTime(switch_at),
+               formatTime(switch_at + retire));
+  if (switchTooSoon(now, switch_at)) {
+    spdlog::warn("event=migration_switch_soon switch_at={} in_s={} message=\"workloads renew their certificate and "
+                 "the root bundle delivered with it about every {}; a switch sooner than that after the old and "
+                 "Vault roots are first published together may break mTLS for workloads that have not yet learned "
+                 "the Vault root\"",
+                 formatTime(switch_at), std::chrono::duration_cast<std::chrono::seconds>(switch_at - now).count(),
+                 describeDuration(kWorkloadCertLifetime));
+  }
+  return std::unique_ptr<CaSource>(
+      std::make_unique<MigrationSource>(std::move(inner), std::move(old), switch_at, retire, clock));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock) {
+  ASSIGN_OR_RETURN(std::unique_ptr<CaSource> inner, makeVaultSource(config, vault, clock));
+  if (config.migrate_from.empty()) return inner;
+  return withMigration(std::move(inner), config, clock);
 }
 
 }  // namespace cacerts

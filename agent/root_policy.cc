@@ -110,11 +110,13 @@ RootDecision decideRootsUnphased(const RootInputs& in, const RootPolicy& policy)
   const bool use_candidate = in.candidate_anchor.has_value() && !ready_at;
   const Certificate& anchor = use_candidate ? *in.candidate_anchor : *in.current_anchor;
 
-  // When the signing root took over: by its age when an older root is published before it
-  // (a plan made after the older root left Vault no longer knows), or later by the plan.
-  SystemTime signing_since = SystemTime::min();
-  if (!file.front().sameAs(anchor)) signing_since = anchor.info().not_before + policy.propagation;
-  if (in.schedule) signing_since = std::max(signing_since, in.schedule->signing_since);
+  // When the signing root took over: as the source's plan says, or by the root's age when
+  // the plan has it signing from the start although an older root is published before it
+  // (a plan made after the older root left Vault no longer knows about it).
+  SystemTime signing_since = in.schedule ? in.schedule->signing_since : SystemTime::min();
+  if (signing_since == SystemTime::min() && !file.front().sameAs(anchor)) {
+    signing_since = anchor.info().not_before + policy.propagation;
+  }
   const bool retire_due = signing_since <= SystemTime::max() - policy.retire && in.now >= signing_since + policy.retire;
   std::size_t drop = 0;
   std::optional<SystemTime> retire_wake;

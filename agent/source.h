@@ -35,20 +35,9 @@ class CaSource {
   virtual Result<TrustSet> trustSet() = 0;
 };
 
-// The trust set a loaded candidate carries: its root file, or without one the self-signed
-// certificates its chain ends in. `what` names the source in errors.
-inline Result<TrustSet> trustSetOf(const CaMaterial& material, const std::string& what) {
-  TrustSet out;
-  out.schedule = material.schedule;
-  for (const std::string* pem : {&material.root_pem, &material.chain_pem, &material.cert_pem}) {
-    if (pem->empty()) continue;
-    ASSIGN_OR_RETURN(std::vector<Certificate> certs, parseCertificates(*pem, what));
-    for (Certificate& c : certs) {
-      if (c.info().self_signed) out.roots.push_back(std::move(c));
-    }
-    if (!out.roots.empty()) break;
-  }
-  return out;
-}
+// The roots `m` declares, as assembleAndValidate reads them: root_pem, or else the last
+// certificate of chain_pem (of cert_pem when there is no chain). Parsed only: whether they
+// anchor anything is validation's business. kValidation naming the input that does not parse.
+Result<std::vector<Certificate>> declaredRoots(const CaMaterial& m);
 
 }  // namespace cacerts

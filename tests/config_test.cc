@@ -583,4 +583,52 @@ TEST_CASE("CRL publishing needs the KV source, the istio layout and istiod 1.27+
   CHECK_THAT(old.error().message, Catch::Contains("1.27"));
 }
 
+TEST_CASE("migration takes --migrate-from and --migrate-switch-at together, from flags or environment", "[config]") {
+  const std::vector<std::string> init = concat({"init"}, kKv);
+  SECTION("both flags; init takes --root-retire for the phase too") {
+    const Parsed p = parse(concat(init, {"--migrate-from", "/etc/old-ca", "--migrate-switch-at",
+                                         "2026-12-01T10:00:00+01:00", "--root-retire", "48h"}));
+    REQUIRE_FALSE(p.result.exit_now);
+    CHECK(validate(p.config()));
+    CHECK(p.config().migrate_from == "/etc/old-ca");
+    REQUIRE(p.config().migrate_switch_at);
+    CHECK(formatTime(*p.config().migrate_switch_at) == "2026-12-01T09:00:00Z");
+    CHECK(p.config().sidecar.root_retire == std::chrono::hours(48));
+  }
+  SECTION("environment, sidecar") {
+    ScopedEnv env({{"CACERTS_AGENT_MIGRATE_FROM", "/etc/old-ca"},
+                   {"CACERTS_AGENT_MIGRATE_SWITCH_AT", "2026-12-01T09:00:00Z"}});
+    const Parsed p = parse(concat({"sidecar"}, kKv));
+    REQUIRE_FALSE(p.result.exit_now);
+    CHECK(validate(p.config()));
+    CHECK(p.config().migrate_from == "/etc/old-ca");
+    REQUIRE(p.config().migrate_switch_at);
+    CHECK(formatTime(*p.config().migrate_switch_at) == "2026-12-01T09:00:00Z");
+  }
+  SECTION("one without the other names the missing flag") {
+    const Status only_dir = parseAndValidate(concat(init, {"--migrate-from", "/etc/old-ca"}));
+    REQUIRE_FALSE(only_dir);
+    CHECK(exitCodeFor(only_dir.error().code) == 2);
+    CHECK_THAT(only_dir.error().message, Catch::StartsWith("--migrate-switch-at (CACERTS_AGENT_MIGRATE_SWITCH_AT)"));
+    const Status only_time = parseAndValidate(concat(init, {"--migrate-switch-at", "2026-12-01T09:00:00Z"}));
+    REQUIRE_FALSE(only_time);
+    CHECK_THAT(only_time.error().message, Catch::StartsWith("--migrate-from (CACERTS_AGENT_MIGRATE_FROM)"));
+  }
+  SECTION("a relative directory is refused") {
+    const Status relative =
+        parseAndValidate(concat(init, {"--migrate-from", "old-ca", "--migrate-switch-at", "2026-12-01T09:00:00Z"}));
+    REQUIRE_FALSE(relative);
+    CHECK_THAT(relative.error().message, Catch::Contains("absolute"));
+  }
+  SECTION("an unparsable instant is a usage error naming the option") {
+    for (const char* text : {"tomorrow", "2026-12-01", "2026-12-01T09:00:00", "2026-13-01T09:00:00Z",
+                             "2026-02-30T09:00:00Z", "2026-12-01T09:00:60Z", "2026-12-01T09:00:00Zjunk"}) {
+      INFO(text);
+      const Parsed p = parse(concat(init, {"--migrate-from", "/etc/old-ca", "--migrate-switch-at", text}));
+      CHECK(p.exitNow() == 2);
+      CHECK_THAT(p.err, Catch::Contains("--migrate-switch-at") && Catch::Contains("RFC 3339"));
+    }
+  }
+}
+
 }  // namespace cacerts

@@ -593,5 +593,66 @@ class AgentConfigMapTest(unittest.TestCase):
                 self.assertFalse([k for k, v in data.items() if "#" in v and not k.startswith("CACERTS_AGENT_KV_")])
 
 
+
+class MigrationComponentTest(ContractAssertions):
+    """migrate-from-*: the old CA's Secret reaches the agent containers only, and every
+    replica reads the switch instant from one generated ConfigMap (docs/migration.md)."""
+
+    MOUNT = "/etc/cacerts-agent/migrate-from"
+    VOLUME = "cacerts-agent-migrate-from"
+    LAYOUTS = {"migrate-from-istio-ca-secret": "istio-ca-secret", "migrate-from-cacerts": "cacerts"}
+
+    def rendered(self, component, name="istiod-1.30-deployment.yaml"):
+        return load_docs(kustomize_with_components(read_testdata(name), ["sidecar", component]))
+
+    def test_the_old_secret_is_mounted_read_only_into_the_agent_containers_only(self):
+        for component, secret in self.LAYOUTS.items():
+            for name in ("istiod-1.24-deployment.yaml", "istiod-1.30-deployment.yaml"):
+                with self.subTest(component=component, input=name):
+                    docs = self.rendered(component, name)
+                    spec = pod_spec(istiod_of(docs))
+                    volume = by_name(spec["volumes"])[self.VOLUME]
+                    self.assertEqual(volume, {"name": self.VOLUME, "secret": {"secretName": secret}})
+                    mounted_by = {}
+                    for c in spec["containers"] + (spec.get("initContainers") or []):
+                        for m in c.get("volumeMounts") or []:
+                            if m["name"] == self.VOLUME:
+                                mounted_by[c["name"]] = m
+                    self.assertEqual(sorted(mounted_by), sorted(AGENT_CONTAINERS))
+                    for m in mounted_by.values():
+                        self.assertEqual(m, {"name": self.VOLUME, "mountPath": self.MOUNT, "readOnly": True})
+                    # istiod itself never sees the old key: no container but the agent's.
+                    self.assertNotIn("discovery", mounted_by)
+                    self.assertPodSemantics(istiod_of(docs))
+                    self.assertSchemaValid(docs)
+
+    def test_every_agent_container_reads_both_settings_from_one_hashed_configmap(self):
+        for component in self.LAYOUTS:
+            with self.subTest(component=component):
+                docs = self.rendered(component)
+                maps = [d for d in docs if d.get("kind") == "ConfigMap"
+                        and d["metadata"]["name"].startswith("cacerts-agent-migration-")]
+                self.assertEqual(len(maps), 1)
+                data = maps[0]["data"]
+                self.assertEqual(data["CACERTS_AGENT_MIGRATE_FROM"], self.MOUNT)
+                switch_at = data["CACERTS_AGENT_MIGRATE_SWITCH_AT"]
+                self.assertRegex(switch_at, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+                for name in AGENT_CONTAINERS:
+                    env = env_map(container(docs, name))
+                    for key in ("CACERTS_AGENT_MIGRATE_FROM", "CACERTS_AGENT_MIGRATE_SWITCH_AT"):
+                        self.assertEqual(env[key], {"valueFrom": {"configMapKeyRef": {
+                            "name": maps[0]["metadata"]["name"], "key": key}}})
+                    # The variant's own settings survive the merge.
+                    self.assertEqual(env["CACERTS_AGENT_DIR"], "/etc/cacerts")
+                self.assertNotIn("CACERTS_AGENT_MIGRATE_FROM", env_map(container(docs, "discovery")))
+
+    def test_post_render_verify_accepts_the_migration_wiring(self):
+        for component in self.LAYOUTS:
+            with self.subTest(component=component):
+                text = kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"), ["sidecar", component])
+                result = post_render(text, ["--verify"])
+                self.assertEqual(result.returncode, 0, result.stderr)
+
+
 if __name__ == "__main__":
     run_tests()

@@ -135,4 +135,11 @@ void E2eVault::scanForSecrets() const {
   }
 }
 
+void writeIstioCaSecret(const TempDir& dir, const TestCa& ca) {
+  writeFile(dir.file("ca-cert.pem"), ca.cert.pem());
+  writeFile(dir.file("ca-key.pem"), ca.key.pkcs8Pem(), 0600);
+  writeFile(dir.file("cert-chain.pem"), "");
+  writeFile(dir.file("root-cert.pem"), "");
+}
+
 }  // namespace cacerts::testing

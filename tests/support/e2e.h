@@ -72,6 +72,10 @@ bool containsPemArmour(const std::string& text);
 // The first base64 line of a PEM key's body: finding it in output means the key leaked.
 std::string keyBodyLine(const std::string& key_pem);
 
+// istiod's own CA as its Secret istio-ca-secret projects it into a directory: ca-cert.pem
+// and ca-key.pem, with cert-chain.pem and root-cert.pem present but empty.
+void writeIstioCaSecret(const TempDir& dir, const TestCa& ca);
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b);
 
 }  // namespace cacerts::testing
