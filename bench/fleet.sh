@@ -32,7 +32,10 @@ case "${1:-}" in
     exit 2
     ;;
 esac
-[[ $runs =~ ^[0-9]+$ ]] && ((runs > 0)) || { echo "fleet: FLEET_RUNS must be a positive whole number" >&2; exit 2; }
+if ! [[ $runs =~ ^[0-9]+$ ]] || ((runs == 0)); then
+  echo "fleet: FLEET_RUNS must be a positive whole number" >&2
+  exit 2
+fi
 
 log() { echo "fleet: $*" >&2; }
 

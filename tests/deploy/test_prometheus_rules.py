@@ -27,7 +27,7 @@ EXPECTED_ALERTS = {
     "CacertsAgentCaCertExpiringSoon", "CacertsAgentCaCertExpiryImminent", "CacertsAgentRootCertExpiring",
     "CacertsAgentCrlExpiring", "CacertsAgentRenewalStalled", "CacertsAgentReloadNotConfirmed",
     "CacertsAgentRootChangeBlocked", "CacertsAgentRotationFailures", "CacertsAgentIstiodRootChangeRefused",
-    "CacertsAgentRenewalFailing",
+    "CacertsAgentRenewalFailing", "CacertsAgentDown",
 }
 SEVERITIES = {"warning", "critical"}
 
