@@ -1,8 +1,9 @@
 // Vault PKI responses as the PKI source reads them: the signed intermediate (certificate,
 // issuing_ca, ca_chain as strings or arrays), the issuer listing and each issuer, and the
 // exported-key flow's generate response.
-// Responses in order: sign, LIST issuers, one read per listed issuer; then, for the
-// exported-key flow, generate, sign, LIST issuers, issuer reads. See fuzz_support.h.
+// Responses are scripted in the order the source asks: the issuer listing and reads (and,
+// with several roots, the planned signer), the sign; then a trust-set poll; then, for the
+// exported-key flow, the same with generate before the sign. See fuzz_support.h.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,6 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Local key (the default): only the sign, issuer and listing responses come from Vault.
   PkiSource local(client, settings, std::chrono::hours(720), std::chrono::hours(1), clock);
   if (Result<CaMaterial> m = local.load()) (void)assembleAndValidate(*m, options);
+  // The sidecar's poll: the issuer listing and reads alone, and the plan made from them.
+  (void)local.trustSet();
 
   settings.generate_path = "pki/intermediate/generate/exported";
   PkiSource exported(client, settings, std::chrono::hours(720), std::chrono::hours(1), clock);
