@@ -278,20 +278,6 @@ Result<TrustSet> PkiSource::trustSet() {
   });
 }
 
-Result<std::optional<std::string>> PkiSource::changeStamp() {
-  return guardResponseShape("pki issuers of " + settings_.sign_path, [this] { return changeStampUnguarded(); });
-}
-
-Result<std::optional<std::string>> PkiSource::changeStampUnguarded() {
-  ASSIGN_OR_RETURN(std::string mount, rootMount());
-  ASSIGN_OR_RETURN(std::vector<Certificate> roots, trustBundle(mount, {}));
-  // Empty only when the issuers cannot be listed: then there is nothing cheap to compare.
-  if (roots.empty()) return std::optional<std::string>();
-  std::string stamp;
-  for (const auto& r : roots) stamp += r.info().sha256_fingerprint + ";";
-  return std::optional<std::string>(stamp);
-}
-
 Result<CaMaterial> PkiSource::load() {
   return guardResponseShape("pki " + settings_.sign_path, [this] { return loadUnguarded(); });
 }

@@ -61,9 +61,6 @@ class PkiSource final : public CaSource {
       : vault_(vault), settings_(std::move(settings)), ttl_(ttl), min_remaining_(min_remaining), clock_(clock) {}
   Result<CaMaterial> load() override;
   std::string describe() const override { return "pki " + settings_.sign_path; }
-  // SHA-256 fingerprints of the mount's trusted roots (LIST issuers + one read per
-  // issuer, nothing signed). nullopt when the issuers cannot be listed.
-  Result<std::optional<std::string>> changeStamp() override;
   // The trust mount's roots, and with the default issuer the plan of root_plan.h.
   Result<TrustSet> trustSet() override;
 
@@ -96,7 +93,6 @@ class PkiSource final : public CaSource {
   Result<std::optional<Duration>> mountMaxTtl(const std::string& mount);
   // Best effort: a failed delete is warned about, never fatal.
   void deleteVaultKey(const std::string& key_id);
-  Result<std::optional<std::string>> changeStampUnguarded();
   Result<KeyAndCsr> keyAndCsr();
   // Unexpired self-signed CA issuers of mount. When LIST is forbidden (pre-1.11 Vault),
   // the self-signed end of `fallback_chain`.
