@@ -13,7 +13,9 @@ namespace {
 Error badMount(const std::string& dir, const std::string& what) {
   return Error{ErrorCode::kInvalidArgument,
                "--migrate-from (CACERTS_AGENT_MIGRATE_FROM) " + dir + ": " + what +
-                   "; mount the old CA's Secret (istio-ca-secret or cacerts) there, with every key"};
+                   "; mount the old CA's Secret (istio-ca-secret or cacerts) there, with every key (kustomize "
+                   "component migrate-from-istio-ca-secret or migrate-from-cacerts after the variant, or "
+                   "helm/values-migrate-from-*.yaml after the variant's values file; docs/migration.md)"};
 }
 
 // The file's content, or nullopt when it is absent or holds only whitespace (a Secret key
@@ -101,8 +103,8 @@ std::vector<Certificate> mergeRoots(const std::vector<Certificate>& first, const
   return out;
 }
 
-bool switchTooSoon(SystemTime now, SystemTime switch_at) {
-  return now < switch_at && switch_at - now < kWorkloadCertLifetime;
+bool switchTooSoon(SystemTime now, SystemTime switch_at, Duration propagation) {
+  return now < switch_at && switch_at - now < propagation;
 }
 
 RootSchedule MigrationSource::scheduleFor(MigrationPhase phase, const std::optional<RootSchedule>& inner) const {

@@ -66,14 +66,13 @@ Result<OldCa> readOldCa(const std::string& dir, const ValidationOptions& options
 // `first` followed by the certificates of `then` that are not already in it.
 std::vector<Certificate> mergeRoots(const std::vector<Certificate>& first, const std::vector<Certificate>& then);
 
-// How long workloads need to learn the Vault root before it signs: a workload certificate
-// (and the root bundle delivered with it) is renewed at least this often under istiod's
-// default 24 h lifetime.
-inline constexpr Duration kWorkloadCertLifetime = std::chrono::hours(24);
-
-// True when a phase-1 start at `now` leaves workloads less than kWorkloadCertLifetime to
-// receive the old+Vault bundle before the switch (the caller warns; it is not an error).
-bool switchTooSoon(SystemTime now, SystemTime switch_at);
+// True when a phase-1 start at `now` leaves workloads less than `propagation` (the
+// --root-propagation of root rotation: at least a workload certificate lifetime, 24 h by
+// default) to receive the old+Vault bundle before the switch. The caller warns; it is not an
+// error. Without per-pod state no replica knows when the first replica published both roots:
+// the replica that does so first evaluates exactly the condition, and a replica started later
+// in phase 1 warns when its own start is that close, which is a superset.
+bool switchTooSoon(SystemTime now, SystemTime switch_at, Duration propagation);
 
 class MigrationSource final : public CaSource {
  public:

@@ -99,13 +99,14 @@ Result<std::unique_ptr<CaSource>> withMigration(std::unique_ptr<CaSource> inner,
                static_cast<int>(phase), toString(phase), old.dir, toString(old.layout), old.ca_cert.subject,
                formatTime(old.ca_cert.not_after), old.roots.size(), formatTime(switch_at),
                formatTime(switch_at + retire));
-  if (switchTooSoon(now, switch_at)) {
-    spdlog::warn("event=migration_switch_soon switch_at={} in_s={} message=\"workloads renew their certificate and "
-                 "the root bundle delivered with it about every {}; a switch sooner than that after the old and "
-                 "Vault roots are first published together may break mTLS for workloads that have not yet learned "
-                 "the Vault root\"",
+  const Duration propagation = config.sidecar.root_propagation;
+  if (switchTooSoon(now, switch_at, propagation)) {
+    spdlog::warn("event=migration_switch_soon switch_at={} in_s={} root_propagation={} message=\"workloads need "
+                 "--root-propagation ({}, at least a workload certificate lifetime) with both roots before Vault "
+                 "signs; if this is the first replica to publish them, move --migrate-switch-at to {} or later, or "
+                 "workloads that have not yet learned the Vault root may fail mTLS\"",
                  formatTime(switch_at), std::chrono::duration_cast<std::chrono::seconds>(switch_at - now).count(),
-                 describeDuration(kWorkloadCertLifetime));
+                 describeDuration(propagation), describeDuration(propagation), formatTime(now + propagation));
   }
   return std::unique_ptr<CaSource>(
       std::make_unique<MigrationSource>(std::move(inner), std::move(old), switch_at, retire, clock));

@@ -17,6 +17,13 @@
 #   init-only        init container only; rotation by restarting istiod
 #   multiroot        also set ISTIO_MULTIROOT_MESH=true on discovery (not with init-only)
 #   vault-ca-secret  read Vault's CA from Secret cacerts-agent-vault-ca, not the ConfigMap
+#   migrate-from-istio-ca-secret | migrate-from-cacerts
+#                    adopt a running mesh (docs/migration.md): mount the old CA's Secret
+#                    (istiod's own `istio-ca-secret`, or a plugged-in `cacerts`) read-only into
+#                    the agent containers only; works with every variant
+#   --migrate-switch-at TIME
+#                    the migration's switch instant, RFC 3339 (e.g. 2026-12-10T09:00:00Z);
+#                    default: the component's migration.env, a placeholder that never switches
 #   --image REF      the agent image, e.g. registry.example/cacerts-agent@sha256:<digest>
 #                    (default: $CACERTS_AGENT_IMAGE, else the components' image)
 #   --config DIR     also generate the agent's ConfigMap from the component DIR (e.g.
@@ -53,11 +60,14 @@ vault_ca_secret=false
 verify_only=false
 image=''
 config=''
+migrate_from=''
+switch_at=''
 expect=''
 for arg in "$@"; do
   case "$expect" in
     --image) image=$arg ;;
     --config) config=$arg ;;
+    --migrate-switch-at) switch_at=$arg ;;
   esac
   if [[ -n "$expect" ]]; then
     expect=''
@@ -70,19 +80,24 @@ for arg in "$@"; do
       ;;
     multiroot) multiroot=true ;;
     vault-ca-secret) vault_ca_secret=true ;;
+    migrate-from-istio-ca-secret | migrate-from-cacerts)
+      [[ -z "$migrate_from" ]] || die 2 "choose one old CA, got '$migrate_from' and '$arg'"
+      migrate_from=$arg
+      ;;
     --verify) verify_only=true ;;
-    --image | --config) expect=$arg ;;
+    --image | --config | --migrate-switch-at) expect=$arg ;;
     --image=*) image=${arg#--image=} ;;
     --config=*) config=${arg#--config=} ;;
+    --migrate-switch-at=*) switch_at=${arg#--migrate-switch-at=} ;;
     -h | --help)
       usage
       exit 0
       ;;
-    *) die 2 "unknown argument '$arg' (expected sidecar, native-sidecar, init-only, multiroot, vault-ca-secret, --image REF, --config DIR, --verify)" ;;
+    *) die 2 "unknown argument '$arg' (expected sidecar, native-sidecar, init-only, multiroot, vault-ca-secret, migrate-from-istio-ca-secret, migrate-from-cacerts, --image REF, --config DIR, --migrate-switch-at TIME, --verify)" ;;
   esac
 done
 [[ -z "$expect" ]] || die 2 "$expect needs a value"
-if [[ "$verify_only" == true ]] && [[ -n "$variant$image$config" || "$multiroot$vault_ca_secret" != falsefalse ]]; then
+if [[ "$verify_only" == true ]] && [[ -n "$variant$image$config$migrate_from$switch_at" || "$multiroot$vault_ca_secret" != falsefalse ]]; then
   die 2 "--verify patches nothing; it takes no variant, option, image or config"
 fi
 # The environment's image applies to patching only, so that an exported CACERTS_AGENT_IMAGE
@@ -92,6 +107,13 @@ if [[ -n "$config" ]] && ! grep -qs '^kind: Component' "$config/kustomization.ya
   die 2 "--config '$config' is not a kustomize component directory such as kustomize/config/pki"
 fi
 variant=${variant:-sidecar}
+if [[ -n "$switch_at" ]]; then
+  [[ -n "$migrate_from" ]] || die 2 "--migrate-switch-at needs migrate-from-istio-ca-secret or migrate-from-cacerts"
+  # The agent parses the instant itself (exit 2 on anything else); this only keeps a typo
+  # from reaching every replica of istiod.
+  [[ "$switch_at" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt\ ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$ ]] ||
+    die 2 "--migrate-switch-at '$switch_at' is not an RFC 3339 instant such as 2026-12-10T09:00:00Z"
+fi
 
 components=("components/$variant")
 if [[ "$multiroot" == true ]]; then
@@ -104,6 +126,8 @@ fi
 if [[ "$vault_ca_secret" == true ]]; then
   components+=("components/vault-ca-secret")
 fi
+# After the variant: it replaces the placeholder volume the variant defines.
+[[ -z "$migrate_from" ]] || components+=("components/$migrate_from")
 
 # The image the components name; --image / CACERTS_AGENT_IMAGE replace it through kustomize's
 # images transformer, so every agent container gets the same reference.
@@ -154,16 +178,24 @@ D	{{ with .metadata.namespace }}{{ . }}{{ else }}-{{ end }}/{{ .metadata.name }}
 # memory emptyDir with no other source (no Secret); the agent as an init container
 # (`init`, or `sidecar` with restartPolicy Always and a startupProbe) ahead of `discovery`,
 # writing that same volume at its CACERTS_AGENT_DIR; a running `cacerts-agent` container,
-# if any, writing it too.
+# if any, writing it too; no volume with two sources; and the old CA of a migration
+# (volume cacerts-agent-migrate-from) mounted into agent containers only.
 verify() {
   local facts
   facts=$(kubectl annotate --local -f "$1" -o go-template="$kFacts" cacerts-agent.io/verified=true) ||
     die 1 "kubectl could not read the manifests (see above)"
   awk -F '\t' '
     function problem(msg) { printf "post-render.sh: verify: %s: %s\n", dep, msg > "/dev/stderr"; bad++ }
-    function judge(   dir, vol, agent, k, n) {
+    function judge(   dir, vol, agent, k, n, key, parts) {
       if (dep == "") return
       checked++
+      # sources[] ends in a comma: "emptyDir," splits into two fields, two sources into three.
+      for (vol in sources) if (split(sources[vol], parts, ",") > 2)
+        problem("volume " vol " has several sources (" sources[vol] "); a migrate-from-* component must come after the variant")
+      for (key in mountvol) if (mountvol[key] == "cacerts-agent-migrate-from") {
+        split(key, parts, SUBSEP)
+        if (parts[1] != "cacerts-init" && parts[1] != "cacerts-agent") problem(parts[1] " mounts cacerts-agent-migrate-from (the old CA of a migration); only the agent containers may")
+      }
       dir = root["discovery"]
       if (!("discovery" in root)) { problem("no container named discovery"); return }
       if (dir == "valueFrom") { problem("ROOT_CA_DIR of discovery comes from valueFrom; cannot verify it"); return }
@@ -235,6 +267,13 @@ here=$(cd -- "$(dirname -- "$script")" && pwd -P)
 # kustomize only loads files inside the kustomization's directory tree, so the
 # components are copied next to the rendered input.
 cp -R -- "$here/components" "$tmp/components"
+if [[ -n "$switch_at" ]]; then
+  # Both layouts' components take their settings from this file.
+  env_file="$tmp/components/migrate-from-istio-ca-secret/migration.env"
+  grep -v '^CACERTS_AGENT_MIGRATE_SWITCH_AT=' -- "$env_file" >"$tmp/migration.env"
+  printf 'CACERTS_AGENT_MIGRATE_SWITCH_AT=%s\n' "$switch_at" >>"$tmp/migration.env"
+  mv -- "$tmp/migration.env" "$env_file"
+fi
 if [[ -n "$config" ]]; then
   cp -R -- "$config" "$tmp/config"
   components+=("config")

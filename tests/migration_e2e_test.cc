@@ -337,6 +337,23 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
     REQUIRE(r.exit_code == 0);
     CHECK(readFile(out.file("root-cert.pem")) == v.root().cert.pem());
   }
+  SECTION("rollback before the switch: istiod back on the untouched Secret trusts phase 1, and is trusted") {
+    TempDir out;
+    const auto r = init(out.path(), now + std::chrono::hours(48));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const Workload phase_1 = mintWorkload("phase-1", out.path(), std::chrono::hours(1));
+    // Removing the patch puts the chart's Secret volume back as istiod's CA directory: the
+    // very files the agent read, byte for byte.
+    REQUIRE(snapshotTree(old_dir.path()) == old_secret);
+    const SystemTime t = std::chrono::system_clock::now();
+    CHECK(trustedBy(phase_1, old_dir.path(), t));
+    // What istiod signs after the rollback verifies for proxies that still hold the two-root
+    // bundle of phase 1, and Vault signed nothing that anyone would have to distrust.
+    const Workload after_rollback = mintWorkload("after-rollback", old_dir.path(), std::chrono::hours(1));
+    CHECK(trustedBy(after_rollback, out.path(), t));
+    CHECK(readFile(out.file("ca-cert.pem")) == old_inter.cert.pem());
+  }
   SECTION("rollback after the switch: a later instant brings the old CA back, Vault's workloads still verify") {
     TempDir out;
     REQUIRE(init(out.path(), now - std::chrono::minutes(1)).exit_code == 0);

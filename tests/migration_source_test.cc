@@ -69,13 +69,17 @@ TEST_CASE("migrationPhase: trust both before the switch, Vault signs until retir
   CHECK(toString(MigrationPhase::kVaultSigns) == "vault_signs");
 }
 
-TEST_CASE("switchTooSoon warns only for a switch less than a workload certificate lifetime ahead", "[migration]") {
+TEST_CASE("switchTooSoon warns only for a switch less than --root-propagation ahead", "[migration]") {
   const SystemTime now = SystemTime(seconds(1'800'000'000));
-  CHECK(switchTooSoon(now, now + hours(1)));
-  CHECK(switchTooSoon(now, now + hours(23)));
-  CHECK_FALSE(switchTooSoon(now, now + hours(24)));
-  CHECK_FALSE(switchTooSoon(now, now + hours(48)));
-  CHECK_FALSE(switchTooSoon(now, now - hours(1)));  // already switched: nothing to warn about
+  const Duration day = hours(24);  // the default
+  CHECK(switchTooSoon(now, now + hours(1), day));
+  CHECK(switchTooSoon(now, now + hours(23), day));
+  CHECK_FALSE(switchTooSoon(now, now + hours(24), day));
+  CHECK_FALSE(switchTooSoon(now, now + hours(48), day));
+  CHECK_FALSE(switchTooSoon(now, now - hours(1), day));  // already switched: nothing to warn about
+  // A longer workload certificate lifetime needs a longer --root-propagation, and the warning follows it.
+  CHECK(switchTooSoon(now, now + hours(48), hours(72)));
+  CHECK_FALSE(switchTooSoon(now, now + hours(72), hours(72)));
 }
 
 TEST_CASE("readOldCa reads istio-ca-secret: the CA is its own root and its whole chain", "[migration]") {

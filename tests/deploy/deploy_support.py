@@ -45,7 +45,12 @@ AGENT_CONTAINERS = ("cacerts-init", "cacerts-agent")
 # agent containers.
 API_TOKEN_MASK_VOLUME = "cacerts-agent-no-api-token"
 API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME)
+# Where a migration from the mesh's old CA mounts that CA's Secret (docs/migration.md); an
+# empty placeholder otherwise. The settings come from an optional ConfigMap.
+MIGRATE_VOLUME = "cacerts-agent-migrate-from"
+MIGRATE_MOUNT = "/etc/cacerts-agent/migrate-from"
+MIGRATION_CONFIGMAP = "cacerts-agent-migration"
+AGENT_VOLUMES = (TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME, MIGRATE_VOLUME)
 
 # No runAsUser/runAsGroup: the image's USER 1337:1337 on plain Kubernetes, the namespace's
 # assigned UID (the same for every container of the pod) on OpenShift.
@@ -347,7 +352,13 @@ class ContractAssertions(unittest.TestCase):
         name = c["name"]
         self.assertEqual(c["image"], IMAGE, name)
         self.assertEqual(c["args"], [role], name)
-        self.assertEqual(c["envFrom"], [{"configMapRef": {"name": CONFIGMAP}}], name)
+        self.assertEqual(c["envFrom"][0], {"configMapRef": {"name": CONFIGMAP}}, name)
+        # The migration's settings override the agent's (later envFrom entries win); kustomize
+        # gives the ConfigMap a hash suffix when a migrate-from-* component generates it.
+        [migration] = c["envFrom"][1:]
+        self.assertEqual(set(migration["configMapRef"]), {"name", "optional"}, name)
+        self.assertIs(migration["configMapRef"]["optional"], True, name)
+        self.assertRegex(migration["configMapRef"]["name"], rf"^{MIGRATION_CONFIGMAP}(-[a-z0-9]{{10}})?$", name)
         env = env_map(c)
         self.assertEqual(env.get("CACERTS_AGENT_DIR"), ca_dir, name)
         self.assertEqual(env.get("CACERTS_AGENT_JWT_FILE"), TOKEN_MOUNT + "/token", name)
@@ -357,7 +368,10 @@ class ContractAssertions(unittest.TestCase):
         self.assertEqual(set(res["requests"]), {"cpu", "memory"}, name)
         self.assertIn("memory", res["limits"], name)
         mounts = by_name(c["volumeMounts"])
-        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME}, name)
+        self.assertEqual(set(mounts), {ca_volume, TOKEN_VOLUME, VAULT_CA_VOLUME, API_TOKEN_MASK_VOLUME, MIGRATE_VOLUME},
+                         name)
+        self.assertEqual(mounts[MIGRATE_VOLUME], {"name": MIGRATE_VOLUME, "mountPath": MIGRATE_MOUNT, "readOnly": True},
+                         name)
         self.assertEqual(mounts[API_TOKEN_MASK_VOLUME], {
             "name": API_TOKEN_MASK_VOLUME, "mountPath": API_TOKEN_DIR, "readOnly": True}, name)
         self.assertEqual(mounts[ca_volume]["mountPath"], ca_dir, name)
@@ -395,6 +409,11 @@ class ContractAssertions(unittest.TestCase):
         self.assertEqual(ref["items"], [{"key": "ca.crt", "path": "ca.crt"}])
         self.assertEqual(volumes[API_TOKEN_MASK_VOLUME], {"name": API_TOKEN_MASK_VOLUME, "emptyDir": {
             "medium": "Memory", "sizeLimit": "1Ki"}})
+        # Empty unless a migration puts the old CA's Secret there.
+        self.assertIn(volumes[MIGRATE_VOLUME], (
+            {"name": MIGRATE_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Ki"}},
+            {"name": MIGRATE_VOLUME, "secret": {"secretName": "istio-ca-secret"}},
+            {"name": MIGRATE_VOLUME, "secret": {"secretName": "cacerts"}}))
         # The Vault token and CA reach the agent only.
         for c in spec["containers"] + (spec.get("initContainers") or []):
             used = {m["name"] for m in c.get("volumeMounts") or []}

@@ -9,12 +9,14 @@ import sys
 
 sys.dont_write_bytecode = True
 
+import copy  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 
 from deploy_support import (  # noqa: E402
-    AGENT_CONTAINERS, API_TOKEN_DIR, API_TOKEN_MASK_VOLUME, METRICS_PORT, TOKEN_VOLUME, env_map,
+    AGENT_CONTAINERS, API_TOKEN_DIR, API_TOKEN_MASK_VOLUME, METRICS_PORT, MIGRATE_VOLUME, MIGRATION_CONFIGMAP,
+    TOKEN_VOLUME, env_map,
     HELM_VALUES_DIR, POST_RENDER, VARIANTS, ContractAssertions,
     by_name, chart_dir, doc_key, is_istiod_deployment, kustomize_with_components, load_docs, pod_spec,
     KUSTOMIZE_DIR, read_yaml_file, require_helm, require_helm4, require_kubectl, run, run_tests, strip_kustomize_changes,
@@ -83,6 +85,12 @@ class HelmRender(ContractAssertions):
     def render(self, version, *extra):
         argv = [self.helm, "template", "istiod", chart_dir(version), "--namespace", "istio-system"]
         return run(argv + list(extra), env=self.env)
+
+    def agentContainers(self, docs):
+        [deployment] = self.patchedIstiods(docs)
+        spec = pod_spec(deployment)
+        return {n: c for n, c in by_name(spec.get("initContainers", []) + spec["containers"]).items()
+                if n.startswith("cacerts-")}
 
 
 class HelmChartTest(HelmRender):
@@ -168,12 +176,6 @@ class HelmChartTest(HelmRender):
                     self.assertEqual(annotations["cacerts-agent-config"], digest)
                     templates.append(deployment["spec"]["template"])
                 self.assertNotEqual(templates[0], templates[1])
-
-    def agentContainers(self, docs):
-        [deployment] = self.patchedIstiods(docs)
-        spec = pod_spec(deployment)
-        return {n: c for n, c in by_name(spec.get("initContainers", []) + spec["containers"]).items()
-                if n.startswith("cacerts-")}
 
     def test_the_post_renderer_fails_the_install_when_istiod_is_not_rendered(self):
         # A remote-control-plane install renders no istiod Deployment; helm must fail, not
@@ -317,6 +319,90 @@ class FailClosedTest(HelmRender):
                                        "--post-renderer", POST_RENDER, "--post-renderer-args", "--verify")
                     self.assertNotEqual(result.returncode, 0)
                     self.assertIn("istiod would start without its CA", result.stderr)
+
+
+def without_migration_source(deployment):
+    """The Deployment with the migration volume's source left out."""
+    d = copy.deepcopy(deployment)
+    pod_spec(d)["volumes"] = [{"name": v["name"]} if v["name"] == MIGRATE_VOLUME else v for v in pod_spec(d)["volumes"]]
+    return d
+
+
+class MigrationValuesTest(HelmRender):
+    """helm/values-migrate-from-*.yaml after a variant's values file: the old CA's Secret
+    reaches the agent only, the rest of the install is the variant's, and it matches what the
+    post-renderer's migrate-from-* argument does (docs/migration.md)."""
+
+    LAYOUTS = {"istio-ca-secret": "values-migrate-from-istio-ca-secret.yaml",
+               "cacerts": "values-migrate-from-cacerts.yaml"}
+
+    def values(self, name):
+        return os.path.join(HELM_VALUES_DIR, name)
+
+    def test_the_migration_values_repeat_each_variants_volumes_but_the_placeholder(self):
+        for secret, migrate in self.LAYOUTS.items():
+            ours = read_yaml_file(self.values(migrate))
+            self.assertEqual(list(ours), ["pilot"])
+            self.assertEqual(list(ours["pilot"]), ["volumes"])
+            for variant, values in VALUES_FILES.items():
+                with self.subTest(layout=secret, variant=variant):
+                    theirs = read_yaml_file(self.values(values))["pilot"]["volumes"]
+                    expected = [{"name": MIGRATE_VOLUME, "secret": {"secretName": secret}}
+                                if v["name"] == MIGRATE_VOLUME else v for v in theirs]
+                    self.assertEqual(ours["pilot"]["volumes"], expected)
+
+    def test_the_old_secret_reaches_the_agent_only_on_both_charts(self):
+        for version in CHART_VERSIONS:
+            for variant, values in VALUES_FILES.items():
+                plain = load_docs(self.template(version, "", "-f", self.values(values)))
+                for secret, migrate in self.LAYOUTS.items():
+                    with self.subTest(chart=version, variant=variant, layout=secret):
+                        text = self.template(version, "", "-f", self.values(values), "-f", self.values(migrate))
+                        out = load_docs(text)
+                        [deployment] = self.patchedIstiods(out)
+                        self.assertValuesPod(deployment, variant)
+                        spec = pod_spec(deployment)
+                        self.assertEqual(by_name(spec["volumes"])[MIGRATE_VOLUME],
+                                         {"name": MIGRATE_VOLUME, "secret": {"secretName": secret}})
+                        mounted_by = sorted(c["name"] for c in spec["containers"] + spec["initContainers"]
+                                            for m in c.get("volumeMounts") or [] if m["name"] == MIGRATE_VOLUME)
+                        self.assertEqual(mounted_by, [n for n in AGENT_CONTAINERS if n in {
+                            c["name"] for c in spec["initContainers"]}])
+                        self.assertNotIn("discovery", mounted_by)
+                        # Everything else is the variant's own install.
+                        [before] = [d for d in plain if is_istiod_deployment(d)]
+                        self.assertEqual(without_migration_source(deployment), without_migration_source(before))
+                        verified = run([POST_RENDER, "--verify"], input=text)
+                        self.assertEqual(verified.returncode, 0, verified.stderr)
+
+    def test_values_and_post_renderer_migrate_the_same_way(self):
+        for version in CHART_VERSIONS:
+            for variant, values in VALUES_FILES.items():
+                for secret, migrate in self.LAYOUTS.items():
+                    with self.subTest(chart=version, variant=variant, layout=secret):
+                        by_values = load_docs(self.template(version, "", "-f", self.values(values),
+                                                            "-f", self.values(migrate)))
+                        by_patch = self.postRender(version, "", f"{variant} migrate-from-{secret}")
+                        self.assertEqual(by_name(pod_spec(next(d for d in by_values if is_istiod_deployment(d)))[
+                            "volumes"])[MIGRATE_VOLUME], by_name(pod_spec(next(
+                                d for d in by_patch if is_istiod_deployment(d)))["volumes"])[MIGRATE_VOLUME])
+                        agent_values = self.agentContainers(by_values)
+                        agent_patch = self.agentContainers(by_patch)
+                        self.assertEqual(list(agent_values), list(agent_patch))
+                        for name, c in agent_values.items():
+                            # The post-renderer's ConfigMap carries a content hash; the values
+                            # path's is created by hand under the plain name.
+                            patched = agent_patch[name]
+                            patched["envFrom"][1]["configMapRef"]["name"] = MIGRATION_CONFIGMAP
+                            self.assertEqual(as_kustomize_dir(c), patched)
+
+    def test_the_migration_values_before_the_variant_leave_only_the_placeholder(self):
+        # Helm replaces lists: the variant's volumes, given last, win. The agent then finds no
+        # old CA under --migrate-from and refuses to start (exit 2), so nothing is lost.
+        text = self.template("1.30.0", "", "-f", self.values(self.LAYOUTS["cacerts"]),
+                             "-f", self.values(VALUES_FILES["native-sidecar"]))
+        [deployment] = self.patchedIstiods(load_docs(text))
+        self.assertIn("emptyDir", by_name(pod_spec(deployment)["volumes"])[MIGRATE_VOLUME])
 
 
 class PlatformTest(HelmRender):

@@ -7,12 +7,14 @@ sys.dont_write_bytecode = True
 
 import copy  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import unittest  # noqa: E402
 
 from deploy_support import (  # noqa: E402
-    AGENT_CONTAINERS, COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, POST_RENDER, VARIANTS,
+    AGENT_CONTAINERS, COMPONENTS_DIR, CONFIGMAP, HELM_VALUES_DIR, KUSTOMIZE_DIR, MIGRATE_MOUNT, MIGRATE_VOLUME,
+    MIGRATION_CONFIGMAP, POST_RENDER, VARIANTS,
     ContractAssertions, by_name, dump_docs, env_map, is_istiod_deployment, kustomize_with_components,
     load_docs, pod_spec, post_render, read_agent_env, schema_problems, read_testdata, read_yaml_file, require_kubectl, run,
     run_tests, strip_kustomize_changes)
@@ -529,7 +531,7 @@ class AgentConfigMapTest(unittest.TestCase):
                     agents = [c for c in spec["containers"] + spec["initContainers"] if c["name"] in AGENT_CONTAINERS]
                     self.assertTrue(agents)
                     for c in agents:
-                        self.assertEqual(c["envFrom"], [{"configMapRef": {"name": cm["metadata"]["name"]}}])
+                        self.assertEqual(c["envFrom"][0], {"configMapRef": {"name": cm["metadata"]["name"]}})
 
     def test_a_config_change_rolls_istiod(self):
         cm, deployment = self.build("pki")
@@ -595,63 +597,143 @@ class AgentConfigMapTest(unittest.TestCase):
 
 
 class MigrationComponentTest(ContractAssertions):
-    """migrate-from-*: the old CA's Secret reaches the agent containers only, and every
-    replica reads the switch instant from one generated ConfigMap (docs/migration.md)."""
+    """migrate-from-*: with every variant, the old CA's Secret replaces the placeholder volume
+    that only the agent containers mount, and every replica reads the switch instant from one
+    generated ConfigMap (docs/migration.md)."""
 
-    MOUNT = "/etc/cacerts-agent/migrate-from"
-    VOLUME = "cacerts-agent-migrate-from"
     LAYOUTS = {"migrate-from-istio-ca-secret": "istio-ca-secret", "migrate-from-cacerts": "cacerts"}
+    AGENTS_OF = {"sidecar": ["cacerts-agent", "cacerts-init"], "native-sidecar": ["cacerts-agent"],
+                 "init-only": ["cacerts-init"]}
 
-    def rendered(self, component, name="istiod-1.30-deployment.yaml"):
-        return load_docs(kustomize_with_components(read_testdata(name), ["sidecar", component]))
+    def rendered(self, variant, component, name="istiod-1.30-deployment.yaml"):
+        return load_docs(kustomize_with_components(read_testdata(name), [*VARIANTS[variant], component]))
 
-    def test_the_old_secret_is_mounted_read_only_into_the_agent_containers_only(self):
-        for component, secret in self.LAYOUTS.items():
-            for name in ("istiod-1.24-deployment.yaml", "istiod-1.30-deployment.yaml"):
-                with self.subTest(component=component, input=name):
-                    docs = self.rendered(component, name)
-                    spec = pod_spec(istiod_of(docs))
-                    volume = by_name(spec["volumes"])[self.VOLUME]
-                    self.assertEqual(volume, {"name": self.VOLUME, "secret": {"secretName": secret}})
-                    mounted_by = {}
-                    for c in spec["containers"] + (spec.get("initContainers") or []):
-                        for m in c.get("volumeMounts") or []:
-                            if m["name"] == self.VOLUME:
-                                mounted_by[c["name"]] = m
-                    self.assertEqual(sorted(mounted_by), sorted(AGENT_CONTAINERS))
-                    for m in mounted_by.values():
-                        self.assertEqual(m, {"name": self.VOLUME, "mountPath": self.MOUNT, "readOnly": True})
-                    # istiod itself never sees the old key: no container but the agent's.
-                    self.assertNotIn("discovery", mounted_by)
-                    self.assertPodSemantics(istiod_of(docs))
-                    self.assertSchemaValid(docs)
+    def test_every_variant_mounts_the_old_secret_read_only_into_its_agent_containers_only(self):
+        for variant, agents in self.AGENTS_OF.items():
+            for component, secret in self.LAYOUTS.items():
+                for name in ("istiod-1.24-deployment.yaml", "istiod-1.30-deployment.yaml"):
+                    with self.subTest(variant=variant, component=component, input=name):
+                        docs = self.rendered(variant, component, name)
+                        spec = pod_spec(istiod_of(docs))
+                        volume = by_name(spec["volumes"])[MIGRATE_VOLUME]
+                        self.assertEqual(volume, {"name": MIGRATE_VOLUME, "secret": {"secretName": secret}})
+                        mounted_by = {}
+                        for c in spec["containers"] + (spec.get("initContainers") or []):
+                            for m in c.get("volumeMounts") or []:
+                                if m["name"] == MIGRATE_VOLUME:
+                                    mounted_by[c["name"]] = m
+                        self.assertEqual(sorted(mounted_by), agents)
+                        for m in mounted_by.values():
+                            self.assertEqual(m, {"name": MIGRATE_VOLUME, "mountPath": MIGRATE_MOUNT, "readOnly": True})
+                        # istiod itself never sees the old key.
+                        self.assertNotIn("discovery", mounted_by)
+                        self.assertKustomizePod(istiod_of(docs), variant)
+                        self.assertPodSemantics(istiod_of(docs))
+                        self.assertSchemaValid(docs)
+
+    def test_without_a_migration_the_placeholder_is_empty_and_the_settings_absent(self):
+        for variant in self.AGENTS_OF:
+            with self.subTest(variant=variant):
+                docs = load_docs(kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"),
+                                                           VARIANTS[variant]))
+                self.assertEqual(by_name(pod_spec(istiod_of(docs))["volumes"])[MIGRATE_VOLUME], {
+                    "name": MIGRATE_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Ki"}})
+                self.assertFalse([d for d in docs if d.get("kind") == "ConfigMap"])
+                for name in self.AGENTS_OF[variant]:
+                    self.assertEqual(container(docs, name)["envFrom"][1], {"configMapRef": {
+                        "name": MIGRATION_CONFIGMAP, "optional": True}})
 
     def test_every_agent_container_reads_both_settings_from_one_hashed_configmap(self):
-        for component in self.LAYOUTS:
-            with self.subTest(component=component):
-                docs = self.rendered(component)
-                maps = [d for d in docs if d.get("kind") == "ConfigMap"
-                        and d["metadata"]["name"].startswith("cacerts-agent-migration-")]
-                self.assertEqual(len(maps), 1)
-                data = maps[0]["data"]
-                self.assertEqual(data["CACERTS_AGENT_MIGRATE_FROM"], self.MOUNT)
-                switch_at = data["CACERTS_AGENT_MIGRATE_SWITCH_AT"]
-                self.assertRegex(switch_at, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-                for name in AGENT_CONTAINERS:
-                    env = env_map(container(docs, name))
-                    for key in ("CACERTS_AGENT_MIGRATE_FROM", "CACERTS_AGENT_MIGRATE_SWITCH_AT"):
-                        self.assertEqual(env[key], {"valueFrom": {"configMapKeyRef": {
-                            "name": maps[0]["metadata"]["name"], "key": key}}})
-                    # The variant's own settings survive the merge.
-                    self.assertEqual(env["CACERTS_AGENT_DIR"], "/etc/cacerts")
-                self.assertNotIn("CACERTS_AGENT_MIGRATE_FROM", env_map(container(docs, "discovery")))
+        for variant, agents in self.AGENTS_OF.items():
+            for component in self.LAYOUTS:
+                with self.subTest(variant=variant, component=component):
+                    docs = self.rendered(variant, component)
+                    maps = [d for d in docs if d.get("kind") == "ConfigMap"
+                            and d["metadata"]["name"].startswith(MIGRATION_CONFIGMAP + "-")]
+                    self.assertEqual(len(maps), 1)
+                    self.assertEqual(maps[0]["metadata"]["namespace"], "istio-system")
+                    data = maps[0]["data"]
+                    self.assertEqual(set(data), {"CACERTS_AGENT_MIGRATE_FROM", "CACERTS_AGENT_MIGRATE_SWITCH_AT"})
+                    self.assertEqual(data["CACERTS_AGENT_MIGRATE_FROM"], MIGRATE_MOUNT)
+                    # The placeholder instant never switches: nothing happens until it is set.
+                    self.assertEqual(data["CACERTS_AGENT_MIGRATE_SWITCH_AT"], "2099-01-01T00:00:00Z")
+                    for name in agents:
+                        c = container(docs, name)
+                        self.assertEqual(c["envFrom"][1], {"configMapRef": {
+                            "name": maps[0]["metadata"]["name"], "optional": True}})
+                        # The variant's own settings are untouched.
+                        self.assertEqual(env_map(c)["CACERTS_AGENT_DIR"], "/etc/cacerts")
+                    discovery = container(docs, "discovery")
+                    self.assertNotIn("envFrom", discovery)
+                    self.assertNotIn("CACERTS_AGENT_MIGRATE_FROM", env_map(discovery))
 
-    def test_post_render_verify_accepts_the_migration_wiring(self):
-        for component in self.LAYOUTS:
-            with self.subTest(component=component):
-                text = kustomize_with_components(read_testdata("istiod-1.30-deployment.yaml"), ["sidecar", component])
-                result = post_render(text, ["--verify"])
-                self.assertEqual(result.returncode, 0, result.stderr)
+    def test_post_render_migrates_every_variant_with_the_switch_instant_given(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for variant in self.AGENTS_OF:
+            for component, secret in self.LAYOUTS.items():
+                with self.subTest(variant=variant, component=component):
+                    result = post_render(text, [variant, component, "--migrate-switch-at", "2026-12-10T09:00:00Z"])
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    docs = load_docs(result.stdout)
+                    spec = pod_spec(istiod_of(docs))
+                    self.assertEqual(by_name(spec["volumes"])[MIGRATE_VOLUME]["secret"], {"secretName": secret})
+                    [cm] = [d for d in docs if d.get("kind") == "ConfigMap"
+                            and d["metadata"]["name"].startswith(MIGRATION_CONFIGMAP + "-")]
+                    self.assertEqual(cm["data"]["CACERTS_AGENT_MIGRATE_SWITCH_AT"], "2026-12-10T09:00:00Z")
+                    self.assertEqual(cm["data"]["CACERTS_AGENT_MIGRATE_FROM"], MIGRATE_MOUNT)
+                    # The same as the components listed by hand, apart from the instant.
+                    by_hand = kustomize_with_components(text, [*VARIANTS[variant], component])
+
+                    def normalised(out, instant):
+                        return re.sub(MIGRATION_CONFIGMAP + r"-[a-z0-9]{10}", "CM", out).replace(instant, "T")
+                    self.assertEqual(normalised(result.stdout, "2026-12-10T09:00:00Z"),
+                                     normalised(by_hand, "2099-01-01T00:00:00Z"))
+                    # Another instant is another ConfigMap name, so istiod rolls.
+                    other = post_render(text, [variant, component, "--migrate-switch-at=2026-12-11T09:00:00+01:00"])
+                    self.assertEqual(other.returncode, 0, other.stderr)
+                    self.assertNotIn(cm["metadata"]["name"], other.stdout)
+        # The components' files are left as they were.
+        with open(os.path.join(COMPONENTS_DIR, "migrate-from-istio-ca-secret", "migration.env"), encoding="utf-8") as f:
+            self.assertIn("CACERTS_AGENT_MIGRATE_SWITCH_AT=2099-01-01T00:00:00Z\n", f.read())
+
+    def test_post_render_refuses_bad_migration_arguments_before_reading_anything(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for args, words in (
+                (["--migrate-switch-at", "2026-12-10T09:00:00Z"], "needs migrate-from"),
+                (["migrate-from-cacerts", "--migrate-switch-at", "2026-12-10"], "not an RFC 3339 instant"),
+                (["migrate-from-cacerts", "--migrate-switch-at", "tomorrow"], "not an RFC 3339 instant"),
+                (["migrate-from-cacerts", "migrate-from-istio-ca-secret"], "choose one old CA"),
+                (["migrate-from-cacerts", "--migrate-switch-at"], "needs a value"),
+                (["--verify", "migrate-from-cacerts"], "takes no variant")):
+            with self.subTest(args=args):
+                result = post_render(text, args)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(words, result.stderr)
+                self.assertEqual(result.stdout, "")
+
+    def test_post_render_verify_accepts_the_migration_and_names_each_miswiring(self):
+        text = read_testdata("istiod-1.30-deployment.yaml")
+        for variant in self.AGENTS_OF:
+            for component in self.LAYOUTS:
+                with self.subTest(variant=variant, component=component):
+                    wired = kustomize_with_components(text, [*VARIANTS[variant], component])
+                    result = post_render(wired, ["--verify"])
+                    self.assertEqual(result.returncode, 0, result.stderr)
+        # Listed before the variant, the component leaves the placeholder's emptyDir beside the
+        # Secret: a volume Kubernetes rejects, named with the fix.
+        wrong_order = kustomize_with_components(text, ["migrate-from-cacerts", *VARIANTS["sidecar"]])
+        result = post_render(wrong_order, ["--verify"])
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"volume {MIGRATE_VOLUME} has several sources (emptyDir,secret,); "
+                      "a migrate-from-* component must come after the variant", result.stderr)
+        # The old key mounted into istiod itself.
+        docs = self.rendered("sidecar", "migrate-from-istio-ca-secret")
+        discovery = container(docs, "discovery")
+        discovery["volumeMounts"].append({"name": MIGRATE_VOLUME, "mountPath": "/old", "readOnly": True})
+        result = post_render(dump_docs(docs), ["--verify"])
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("discovery mounts cacerts-agent-migrate-from (the old CA of a migration); "
+                      "only the agent containers may", result.stderr)
 
 
 if __name__ == "__main__":
