@@ -78,7 +78,19 @@ class TrustProbe {
   ~TrustProbe() { finish(); }
   void add(Workload w) {
     std::lock_guard<std::mutex> lock(mu_);
+    not_after_[w.name] = w.not_after;
     live_.push_back(std::move(w));
+  }
+  // When each workload's certificate ends, and when the last one does.
+  std::map<std::string, SystemTime> notAfter() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return not_after_;
+  }
+  SystemTime lastExpiry() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    SystemTime last{};
+    for (const auto& [name, end] : not_after_) last = std::max(last, end);
+    return last;
   }
   void finish() {
     stop_ = true;
@@ -132,6 +144,7 @@ class TrustProbe {
   std::vector<std::string> failures_;
   std::map<std::string, int> per_workload_;
   std::map<std::string, SystemTime> last_checked_;
+  std::map<std::string, SystemTime> not_after_;
   std::atomic<int> checks_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -221,8 +234,10 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
                        milliseconds(5000)));
     CHECK(readFile(dir_paths[i] + "/root-cert.pem") == old_root + vault_root);
   }
+  // Their lifetimes reach into phase 3, when replica 0 drops the old root.
   for (std::size_t i = 0; i < dir_paths.size(); ++i) {
-    probe.add(mintWorkload("phase-2-replica-" + std::to_string(i), dir_paths[i], seconds(30)));
+    probe.add(mintWorkload("phase-2-replica-" + std::to_string(i), dir_paths[i],
+                           lifetimeUntil(switch_at + retire + seconds(2))));
   }
 
   // Phase 3: a replica started now publishes Vault alone (the old root has left the
@@ -243,8 +258,9 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
   CHECK_THAT(late.err, Catch::Contains("event=migration_finished"));
   CHECK(readFile(restarted.file("root-cert.pem")) == vault_root);
   CHECK(readFile(restarted.file("ca-cert.pem")) == v.intermediate().cert.pem());
-  probe.add(mintWorkload("phase-3", restarted.path(), seconds(3)));
-  std::this_thread::sleep_for(milliseconds(1500));
+  probe.add(mintWorkload("phase-3", restarted.path(), seconds(2)));
+  // Every workload is checked for its whole lifetime: the probe runs past the last expiry.
+  sleepUntil(probe.lastExpiry() + milliseconds(300));
   probe.finish();
 
   // 0 failures, and every workload was checked against every replica many times.
@@ -258,10 +274,15 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
     REQUIRE(per.count(name) == 1);
     CHECK(per.at(name) >= 3 * 5);
   }
-  // Workloads of the old CA are proven across the switch, not just before it.
+  // Workloads of the old CA are proven across the switch, not just before it, and every
+  // workload until its certificate ends (the probe checks about every 100 ms).
   const auto last = probe.lastChecked();
   CHECK(last.at("before-patch") > switch_at);
   CHECK(last.at("phase-1") > switch_at);
+  for (const auto& [name, end] : probe.notAfter()) {
+    INFO(name << " ends " << formatTime(end) << ", last checked " << formatTime(last.at(name)));
+    CHECK(last.at(name) >= end - milliseconds(600));
+  }
   CHECK(probe.checks() > 200);
 
   // The old CA key appears in no log line and no Vault request.
