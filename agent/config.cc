@@ -308,6 +308,9 @@ void addMigrationOptions(CLI::App* app, Config& c) {
   };
   typedOpt(app, "--migrate-switch-at", c.migrate_switch_at, parse, "", "RFC3339",
            "Adopt a running mesh: when every replica switches from the old CA to Vault, e.g. 2026-12-01T09:00:00Z");
+  opt(app, "--migrate-mount", c.migrate_mount,
+      "Where the install mounts an old CA for a migration; an old CA key there without --migrate-from refuses to "
+      "start (the migration's settings went missing)");
 }
 
 // CLI11 2.1 takes the token after an option as its value even when that token is another
@@ -497,6 +500,9 @@ Status validate(const Config& c) {
   }
   if (!c.migrate_from.empty() && c.migrate_from.front() != '/') {
     return bad(flagAndEnv("--migrate-from") + " must be an absolute path (got \"" + c.migrate_from + "\")");
+  }
+  if (!c.migrate_mount.empty() && c.migrate_mount.front() != '/') {
+    return bad(flagAndEnv("--migrate-mount") + " must be an absolute path (got \"" + c.migrate_mount + "\")");
   }
   if (c.vault_addr.empty()) return bad(flagAndEnv("--vault-addr") + " is required");
   if (vaultTrafficLeavesHostInClear(c.vault_addr) && !c.vault_allow_http) {

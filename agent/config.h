@@ -110,6 +110,9 @@ struct Config {
   // Adopting a running mesh (agent/migration_source.h): the old CA's Secret as mounted,
   // and the one instant every replica switches to Vault. Both or neither (init, sidecar).
   std::string migrate_from;
+  // Where the install mounts an old CA for a migration (each variant sets it); guards
+  // against the migration's settings going missing while the old CA is still mounted.
+  std::string migrate_mount;
   std::optional<SystemTime> migrate_switch_at;
 };
 

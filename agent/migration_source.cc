@@ -30,6 +30,20 @@ Result<std::optional<Secret>> readIfPresent(const std::string& dir, const std::s
 
 }  // namespace
 
+Status checkNoOrphanedOldCa(const std::string& mount) {
+  if (mount.empty()) return ok();
+  const std::string key = mount + "/ca-key.pem";
+  struct stat st {};
+  if (::stat(key.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return ok();
+  return Error{ErrorCode::kInvalidArgument,
+               "--migrate-mount (CACERTS_AGENT_MIGRATE_MOUNT) " + mount +
+                   ": an old CA key is mounted for a migration, but --migrate-from and --migrate-switch-at "
+                   "(CACERTS_AGENT_MIGRATE_FROM, CACERTS_AGENT_MIGRATE_SWITCH_AT) are not set: the ConfigMap "
+                   "cacerts-agent-migration is missing or lacks them. Refusing to publish Vault's CA alone before "
+                   "the switch instant the other replicas keep; restore the ConfigMap, or remove the "
+                   "migrate-from-* component or values file (docs/migration.md)"};
+}
+
 std::string_view toString(MigrationPhase phase) {
   switch (phase) {
     case MigrationPhase::kTrustBoth: return "trust_both";

@@ -63,6 +63,13 @@ struct OldCa {
 // files, never their content.
 Result<OldCa> readOldCa(const std::string& dir, const ValidationOptions& options);
 
+// Without --migrate-from: refuses (kInvalidArgument naming both flags and the ConfigMap) when
+// `mount`, where the install puts an old CA for a migration, holds a non-empty ca-key.pem.
+// The old CA is then mounted but the migration's settings are gone (their ConfigMap was
+// deleted or pruned while a pod still mounts the Secret); publishing Vault's CA alone could
+// switch this replica before the instant every other replica keeps. Only stats the file.
+Status checkNoOrphanedOldCa(const std::string& mount);
+
 // `first` followed by the certificates of `then` that are not already in it.
 std::vector<Certificate> mergeRoots(const std::vector<Certificate>& first, const std::vector<Certificate>& then);
 

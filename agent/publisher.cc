@@ -116,7 +116,10 @@ Result<std::unique_ptr<CaSource>> withMigration(std::unique_ptr<CaSource> inner,
 
 Result<std::unique_ptr<CaSource>> makeSource(const Config& config, VaultClient& vault, Clock& clock) {
   ASSIGN_OR_RETURN(std::unique_ptr<CaSource> inner, makeVaultSource(config, vault, clock));
-  if (config.migrate_from.empty()) return inner;
+  if (config.migrate_from.empty()) {
+    RETURN_IF_ERROR(checkNoOrphanedOldCa(config.migrate_mount));
+    return inner;
+  }
   return withMigration(std::move(inner), config, clock);
 }
 

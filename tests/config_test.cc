@@ -619,6 +619,21 @@ TEST_CASE("migration takes --migrate-from and --migrate-switch-at together, from
         parseAndValidate(concat(init, {"--migrate-from", "old-ca", "--migrate-switch-at", "2026-12-01T09:00:00Z"}));
     REQUIRE_FALSE(relative);
     CHECK_THAT(relative.error().message, Catch::Contains("absolute"));
+    const Status relative_mount = parseAndValidate(concat(init, {"--migrate-mount", "old-ca"}));
+    REQUIRE_FALSE(relative_mount);
+    CHECK_THAT(relative_mount.error().message, Catch::StartsWith("--migrate-mount (CACERTS_AGENT_MIGRATE_MOUNT)") &&
+                                                   Catch::Contains("absolute"));
+  }
+  SECTION("--migrate-mount alone is no migration, from flag or environment") {
+    const Parsed flag = parse(concat(init, {"--migrate-mount", "/etc/cacerts-agent/migrate-from"}));
+    REQUIRE_FALSE(flag.result.exit_now);
+    CHECK(validate(flag.config()));
+    CHECK(flag.config().migrate_mount == "/etc/cacerts-agent/migrate-from");
+    CHECK(flag.config().migrate_from.empty());
+    ScopedEnv env("CACERTS_AGENT_MIGRATE_MOUNT", "/etc/cacerts-agent/migrate-from");
+    const Parsed from_env = parse(concat({"sidecar"}, kKv));
+    REQUIRE_FALSE(from_env.result.exit_now);
+    CHECK(from_env.config().migrate_mount == "/etc/cacerts-agent/migrate-from");
   }
   SECTION("an unparsable instant is a usage error naming the option") {
     for (const char* text : {"tomorrow", "2026-12-01", "2026-12-01T09:00:00", "2026-13-01T09:00:00Z",

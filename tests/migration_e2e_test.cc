@@ -412,6 +412,41 @@ TEST_CASE("migration from a plugged-in cacerts Secret: init publishes each phase
       CHECK_FALSE(std::filesystem::exists(out.file("ca-cert.pem")));
     }
   }
+  SECTION("the old CA still mounted without the migration's settings: exit 2, nothing published") {
+    // The ConfigMap was pruned while a pod still mounts the Secret: on its own this replica
+    // would publish Vault's CA before the instant every other replica keeps.
+    const auto plain = [&](const std::string& dir, const std::string& mount) {
+      return v.run(concat(concat(concat({"init", "--dir", dir}, v.connectArgs()),
+                                 {"--auth-method", "token", "--token-file", token, "--min-remaining", "1s",
+                                  "--migrate-mount", mount}),
+                          E2eVault::kvArgs()));
+    };
+    TempDir out;
+    v.server().clearRequests();
+    const auto refused = plain(out.path(), old_dir.path());
+    INFO(refused.err);
+    CHECK(refused.exit_code == 2);
+    CHECK_THAT(refused.err, Catch::Contains("--migrate-mount (CACERTS_AGENT_MIGRATE_MOUNT) " + old_dir.path()) &&
+                                Catch::Contains("ConfigMap cacerts-agent-migration is missing"));
+    CHECK_FALSE(std::filesystem::exists(out.file("ca-cert.pem")));
+    CHECK(countRequests(v.server(), "GET", "secret/data/istio/cacerts") == 0);
+    // The placeholder the install mounts when no migration runs: nothing to guard.
+    TempDir placeholder;
+    const auto normal = plain(out.path(), placeholder.path());
+    INFO(normal.err);
+    CHECK(normal.exit_code == 0);
+    CHECK(readFile(out.file("ca-cert.pem")) == v.intermediate().cert.pem());
+    // With the settings, the same mount is the migration's old CA.
+    TempDir migrating;
+    const auto r = v.run(concat(concat(concat({"init", "--dir", migrating.path()}, v.connectArgs()),
+                                       {"--auth-method", "token", "--token-file", token, "--min-remaining", "1s",
+                                        "--migrate-mount", old_dir.path()}),
+                                concat(E2eVault::kvArgs(), migrationArgs(old_dir.path(), now + std::chrono::hours(48),
+                                                                         "1h"))));
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(readFile(migrating.file("root-cert.pem")) == both);
+  }
   for (const ProcessResult& r : v.runs()) CHECK(r.err.find(keyBodyLine(old_inter.key.traditionalPem())) == std::string::npos);
   // The agent only reads the old Secret: rolling back before the switch finds it as it was.
   const auto after = snapshotTree(old_dir.path());

@@ -363,6 +363,7 @@ class ContractAssertions(unittest.TestCase):
         self.assertEqual(env.get("CACERTS_AGENT_DIR"), ca_dir, name)
         self.assertEqual(env.get("CACERTS_AGENT_JWT_FILE"), TOKEN_MOUNT + "/token", name)
         self.assertEqual(env.get("VAULT_CACERT"), VAULT_CA_MOUNT + "/ca.crt", name)
+        self.assertEqual(env.get("CACERTS_AGENT_MIGRATE_MOUNT"), MIGRATE_MOUNT, name)
         self.assertEqual(c["securityContext"], SECURITY_CONTEXT, name)
         res = c["resources"]
         self.assertEqual(set(res["requests"]), {"cpu", "memory"}, name)
