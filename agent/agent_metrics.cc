@@ -33,6 +33,11 @@ void registerAgentMetrics(Metrics& metrics, std::string_view version) {
                 "1 once istiod refused a root change (ISTIO_MULTIROOT_MESH off on istiod while the agent runs with "
                 "--istiod-multiroot): root changes stay blocked until the agent restarts.");
   metrics.gauge(kMetricConsecutiveFailures, "Renewal attempts that failed in a row since the last success.");
+  metrics.gauge(kMetricMigrationPhase,
+                "Migration from the mesh's old CA (--migrate-from): 1 old CA signs with both roots trusted, 2 Vault "
+                "signs with both roots, 3 old root retired. Absent without a migration.");
+  metrics.gauge(kMetricMigrationSwitch,
+                "The migration's --migrate-switch-at, in seconds since the epoch; every replica must report the same.");
   metrics.gauge(kMetricBuildInfo, "Build information; the value is always 1.");
   metrics.setGauge(kMetricBuildInfo, {{"version", std::string(version)}}, 1.0);
 }

@@ -30,6 +30,11 @@ inline constexpr char kMetricUnconfirmedPublishes[] = "cacerts_agent_istiod_unco
 inline constexpr char kMetricIstiodRootChangeRefused[] = "cacerts_agent_istiod_root_change_refused";
 // Gauge: renewal attempts failed in a row since the last success (0 after one).
 inline constexpr char kMetricConsecutiveFailures[] = "cacerts_agent_consecutive_failures";
+// Gauges of a migration from the mesh's old CA (migration_source.h), absent without one:
+// the phase (1 trust both, 2 Vault signs, 3 old root retired) at the scrape, and the switch
+// instant in seconds since the epoch, so that replicas reading different instants show.
+inline constexpr char kMetricMigrationPhase[] = "cacerts_agent_migration_phase";
+inline constexpr char kMetricMigrationSwitch[] = "cacerts_agent_migration_switch_timestamp_seconds";
 
 // Registers every family above with its help text and sets build_info{version} to 1.
 void registerAgentMetrics(Metrics& metrics, std::string_view version);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/agent_metrics.h"
+#include "agent/migration_source.h"
 #include "agent/publisher.h"
 #include "agent/reload_confirm.h"
 #include "agent/rotator.h"
@@ -255,6 +256,18 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
     control.rotate = true;
     clock.interrupt();
   };
+  if (config.migrate_switch_at) {
+    const SystemTime switch_at = *config.migrate_switch_at;
+    const Duration retire = config.sidecar.root_retire;
+    metrics.setGauge(kMetricMigrationSwitch,
+                     static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                             switch_at.time_since_epoch()).count()));
+    handlers.refresh_metrics = [&metrics, &clock, switch_at, retire] {
+      metrics.setGauge(kMetricMigrationPhase,
+                       static_cast<double>(static_cast<int>(migrationPhase(clock.now(), switch_at, retire))));
+    };
+    handlers.refresh_metrics();
+  }
   StatusServer server(config.sidecar.listen, metrics, handlers);
   if (Status started = server.start(); !started) return failed(started.error());
   spdlog::info("event=sidecar_started listen={} port={} dir={} source=\"{}\" layout={} istiod_multiroot={} "

@@ -261,6 +261,7 @@ struct StatusServer::Impl {
       }
     } else if (head.method == "GET" && head.path == "/metrics") {
       r.content_type = std::string(kPrometheusContentType);
+      if (handlers.refresh_metrics) handlers.refresh_metrics();
       r.body = metrics.render();
     } else if (head.method == "POST" && head.path == "/rotate") {
       if (!isLoopbackAddress(peer)) {

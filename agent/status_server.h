@@ -43,6 +43,9 @@ struct StatusHandlers {
   // Should only record the request and wake the sidecar loop (e.g. set a flag and call
   // Clock::interrupt()); the renewal itself happens on the loop's thread.
   std::function<void()> rotate;
+  // Called before each /metrics render, on the serving thread: sets the gauges that are a
+  // function of the clock rather than of an event. Must be quick and thread-safe.
+  std::function<void()> refresh_metrics;
 };
 
 // A parsed --listen value: ":9797" (all interfaces), "127.0.0.1:9797", "[::1]:9797",

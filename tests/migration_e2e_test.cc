@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/prom_parse.h"
 #include "common/x509.h"
 #include "tests/support/background_process.h"
 #include "tests/support/e2e.h"
@@ -214,6 +215,22 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
                                                                       "--retry-initial", "200ms", "--retry-max", "1s"}),
                                          multiroot)));
   }
+  // Each sidecar reports the phase at the scrape and the instant it read: the same for all.
+  const auto metricOf = [&](std::size_t i, const char* name) -> double {
+    const std::string err = sidecars[i]->err();
+    const auto at = err.find(" port=", err.find("event=sidecar_started"));
+    REQUIRE(at != std::string::npos);
+    const auto value = findMetricValue(httpGet(std::atoi(err.c_str() + at + 6), "/metrics").body, name);
+    REQUIRE(value);
+    REQUIRE(value->has_value());
+    return **value;
+  };
+  const auto phasesAre = [&](double wanted) {
+    for (std::size_t i = 0; i < sidecars.size(); ++i) {
+      if (metricOf(i, "cacerts_agent_migration_phase") != wanted) return false;
+    }
+    return true;
+  };
   // From the moment every replica has published, peers check against them.
   TrustProbe probe(dir_paths);
   probe.add(std::move(before_patch));
@@ -221,6 +238,12 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
     INFO(s->err());
     REQUIRE(s->waitForErr("event=sidecar_started", milliseconds(20000)));
   }
+  const double switch_seconds =
+      static_cast<double>(std::chrono::duration_cast<seconds>(switch_at.time_since_epoch()).count());
+  for (std::size_t i = 0; i < sidecars.size(); ++i) {
+    CHECK(metricOf(i, "cacerts_agent_migration_switch_timestamp_seconds") == switch_seconds);
+  }
+  CHECK(phasesAre(1));
 
   // Phase 1: istiod restarted onto the set keeps issuing under the old CA.
   REQUIRE(std::chrono::system_clock::now() < switch_at - seconds(2));
@@ -234,6 +257,7 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
                        milliseconds(5000)));
     CHECK(readFile(dir_paths[i] + "/root-cert.pem") == old_root + vault_root);
   }
+  CHECK(phasesAre(2));
   // Their lifetimes reach into phase 3, when replica 0 drops the old root.
   for (std::size_t i = 0; i < dir_paths.size(); ++i) {
     probe.add(mintWorkload("phase-2-replica-" + std::to_string(i), dir_paths[i],
@@ -243,6 +267,7 @@ TEST_CASE("migration from istiod's own CA: three replicas through the three phas
   // Phase 3: a replica started now publishes Vault alone (the old root has left the
   // bundle) and no longer reads the old Secret; the old workloads' lifetimes are over.
   sleepUntil(switch_at + retire);
+  CHECK(phasesAre(3));
   // With --istiod-multiroot the old root leaves the front of the bundle hot; without it the
   // bytes stay until istiod restarts (and init publishes without it, below).
   {

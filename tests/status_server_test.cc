@@ -151,6 +151,35 @@ TEST_CASE("status server answers health, readiness and metrics on its bound port
   CHECK(state.rotate_requests == 0);
 }
 
+TEST_CASE("status server refreshes clock-driven gauges before each metrics page, and only then", "[status_server]") {
+  Metrics metrics;
+  REQUIRE(metrics.gauge("cacerts_agent_migration_phase", "phase"));
+  std::atomic<int> phase{1};
+  std::atomic<int> refreshes{0};
+  StatusHandlers handlers = FakeAgentState().handlers();
+  handlers.refresh_metrics = [&] {
+    ++refreshes;
+    metrics.setGauge("cacerts_agent_migration_phase", phase);
+  };
+  StatusServer server("127.0.0.1:0", metrics, handlers);
+  REQUIRE(server.start());
+  auto client = loopbackClient(server.port());
+  const auto phaseOnPage = [&]() -> std::optional<double> {
+    auto page = client.Get("/metrics");
+    REQUIRE(page);
+    auto value = findMetricValue(page->body, "cacerts_agent_migration_phase");
+    REQUIRE(value);
+    return *value;
+  };
+  CHECK(phaseOnPage() == 1.0);
+  phase = 2;  // the clock passed the switch: the next page shows it without any event
+  CHECK(phaseOnPage() == 2.0);
+  CHECK(refreshes == 2);
+  REQUIRE(client.Get("/healthz"));
+  REQUIRE(client.Get("/readyz"));
+  CHECK(refreshes == 2);
+}
+
 TEST_CASE("status server accepts rotate from a loopback peer", "[status_server]") {
   Metrics metrics;
   FakeAgentState state;

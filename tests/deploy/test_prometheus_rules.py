@@ -27,9 +27,11 @@ EXPECTED_ALERTS = {
     "CacertsAgentCaCertExpiringSoon", "CacertsAgentCaCertExpiryImminent", "CacertsAgentRootCertExpiring",
     "CacertsAgentCrlExpiring", "CacertsAgentRenewalStalled", "CacertsAgentReloadNotConfirmed",
     "CacertsAgentRootChangeBlocked", "CacertsAgentRotationFailures", "CacertsAgentIstiodRootChangeRefused",
-    "CacertsAgentRenewalFailing", "CacertsAgentDown",
+    "CacertsAgentRenewalFailing", "CacertsAgentDown", "CacertsAgentMigrationSwitchDisagrees",
 }
 SEVERITIES = {"warning", "critical"}
+# Alerts about the replicas disagreeing: they aggregate over the pods of a namespace.
+FLEET_ALERTS = {"CacertsAgentMigrationSwitchDisagrees"}
 
 
 def registered_metrics():
@@ -127,11 +129,19 @@ class PrometheusRulesComponentTest(unittest.TestCase):
                 self.assertRegex(str(alert.get("for", "")), r"^[0-9]+[smhd]$")
 
     def test_per_replica_alerts_keep_the_pod_label(self):
-        # istiod runs several replicas that renew independently: aggregations must keep `pod`.
+        # istiod runs several replicas that renew independently: aggregations must keep `pod`,
+        # except in the alerts that compare the replicas of a namespace with each other.
         for alert in self.alerts:
             for grouping in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", alert["expr"]):
                 with self.subTest(alert=alert["alert"], grouping=grouping):
-                    self.assertIn("pod", [g.strip() for g in grouping.split(",")])
+                    labels = [g.strip() for g in grouping.split(",")]
+                    if alert["alert"] in FLEET_ALERTS:
+                        self.assertEqual(labels, ["namespace"])
+                    else:
+                        self.assertIn("pod", labels)
+
+    def test_fleet_alerts_compare_replicas(self):
+        self.assertLessEqual(FLEET_ALERTS, {a["alert"] for a in self.alerts})
 
     def test_the_rendered_rule_is_the_component_file(self):
         with open(RULE_FILE, encoding="utf-8") as f:
