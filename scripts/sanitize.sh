@@ -19,7 +19,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 # Warnings are enforced by the regular build; here they are not errors: g++ 12's
 # -Wmaybe-uninitialized gives false positives under ASan (seen inside libstdc++'s <regex>).
+# -O1 rather than RelWithDebInfo's -O2, as AddressSanitizer's documentation suggests: the
+# instrumented build takes about a third less compile time, and the tests run no slower.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCACERTS_WERROR=OFF \
-  -DCACERTS_SANITIZE=address,undefined >/dev/null
+  -DCACERTS_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" >/dev/null
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 900 -LE deploy
