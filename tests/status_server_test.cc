@@ -156,7 +156,8 @@ TEST_CASE("status server refreshes clock-driven gauges before each metrics page,
   REQUIRE(metrics.gauge("cacerts_agent_migration_phase", "phase"));
   std::atomic<int> phase{1};
   std::atomic<int> refreshes{0};
-  StatusHandlers handlers = FakeAgentState().handlers();
+  FakeAgentState state;  // outlives the server: its handlers point into it
+  StatusHandlers handlers = state.handlers();
   handlers.refresh_metrics = [&] {
     ++refreshes;
     metrics.setGauge("cacerts_agent_migration_phase", phase);
