@@ -15,7 +15,9 @@ import sys
 import tempfile
 
 PEM_ARMOUR = re.compile(r"-----(BEGIN|END) [A-Z]")
-JWT_PREFIX = "eyJ"  # base64url of '{"': the start of every JWT header
+# base64url of '{"' starts every JWT header, which runs on to a '.'. The bare prefix is not
+# enough: the random suffix of a generation directory's name (mkdtemp) can spell "eyJ".
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.")
 
 
 def body(text):
@@ -82,7 +84,7 @@ def main():
         scanned_bytes += len(text)
         if PEM_ARMOUR.search(text):
             findings.append(f"{f.name}: PEM armour")
-        if JWT_PREFIX in text:
+        if JWT_SHAPE.search(text):
             findings.append(f"{f.name}: a JWT")
         for value, origin in planted.items():
             if value in text:
