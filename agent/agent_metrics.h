@@ -2,8 +2,10 @@
 // names and help texts cannot drift between the code that sets them and the docs.
 #pragma once
 
+#include <chrono>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 
 namespace cacerts {
@@ -35,6 +37,11 @@ inline constexpr char kMetricConsecutiveFailures[] = "cacerts_agent_consecutive_
 // instant in seconds since the epoch, so that replicas reading different instants show.
 inline constexpr char kMetricMigrationPhase[] = "cacerts_agent_migration_phase";
 inline constexpr char kMetricMigrationSwitch[] = "cacerts_agent_migration_switch_timestamp_seconds";
+
+// A timestamp gauge's value: whole seconds since the epoch.
+inline double epochSeconds(SystemTime t) {
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+}
 
 // Registers every family above with its help text and sets build_info{version} to 1.
 void registerAgentMetrics(Metrics& metrics, std::string_view version);

@@ -19,10 +19,6 @@ bool sameRoots(const std::vector<Certificate>& a, const std::vector<Certificate>
                                             [](const Certificate& x, const Certificate& y) { return x.sameAs(y); });
 }
 
-double epochSeconds(SystemTime t) {
-  return static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
-}
-
 bool sameSecond(SystemTime a, SystemTime b) {
   return std::chrono::duration_cast<std::chrono::seconds>(a - b).count() == 0;
 }

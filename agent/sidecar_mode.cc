@@ -259,9 +259,7 @@ int runSidecar(const Config& config, Clock& clock, Random& random) {
   if (config.migrate_switch_at) {
     const SystemTime switch_at = *config.migrate_switch_at;
     const Duration retire = config.sidecar.root_retire;
-    metrics.setGauge(kMetricMigrationSwitch,
-                     static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
-                                             switch_at.time_since_epoch()).count()));
+    metrics.setGauge(kMetricMigrationSwitch, epochSeconds(switch_at));
     handlers.refresh_metrics = [&metrics, &clock, switch_at, retire] {
       metrics.setGauge(kMetricMigrationPhase,
                        static_cast<double>(static_cast<int>(migrationPhase(clock.now(), switch_at, retire))));
